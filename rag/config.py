@@ -1,0 +1,83 @@
+"""One typed Settings object for the whole pipeline."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1  # bump when chunk text/metadata layout changes
+
+
+def _default_index_dir() -> str:
+    from platformdirs import user_data_dir
+
+    return str(Path(user_data_dir("digestqa")) / "index")
+
+
+class Settings(BaseModel):
+    """Everything a run needs; build it with :meth:`Settings.from_env`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index_dir: str = Field(default_factory=_default_index_dir,
+                           description="Data dir holding the Chroma index, catalogue and BM25 index "
+                                       "(--index, DIGESTQA_INDEX).")
+    chroma_url: str | None = Field(None, description="Chroma server URL; uses chromadb.HttpClient instead "
+                                                     "of the embedded PersistentClient (--chroma-url, DIGESTQA_CHROMA_URL).")
+    embedder: str = Field("minilm-onnx", description="Embedding model: 'minilm-onnx' (offline default), "
+                                                     "'openai:<model>' or 'st:<sentence-transformers name>' (DIGESTQA_EMBEDDER).")
+    chunk_tokens: int = Field(220, description="Max tokens (cl100k) per chunk; longer fields are split with overlap.")
+    chunk_overlap: int = Field(40, description="Token overlap between consecutive windows of one field.")
+    embed_batch: int = Field(64, description="Texts per embedding batch (length-sorted).")
+    top_k: int = Field(5, description="Papers (fused sources) handed to the answerer (--top-k).")
+    candidates: int = Field(40, description="Chunks fetched from each of dense and BM25 before fusion.")
+    rrf_k: int = Field(60, description="Reciprocal rank fusion constant.")
+    bm25_tokenizer: str = Field("bigram", description="Chinese tokenisation for BM25: 'bigram' (CJK bigrams) or 'jieba'.")
+    answerer: str = Field("auto", description="'auto' (LLM when OPENAI_API_KEY or OPENAI_BASE_URL is set, else "
+                                              "extractive), 'llm' or 'extractive' (--answerer, DIGESTQA_ANSWERER).")
+    model: str = Field("gpt-4o-mini", description="Chat model name for the LLM answerer (DIGESTQA_MODEL).")
+    openai_api_key: str | None = Field(None, description="API key (OPENAI_API_KEY); never printed.")
+    openai_base_url: str | None = Field(None, description="OpenAI-compatible endpoint (OPENAI_BASE_URL).")
+    llm_timeout: float = Field(60.0, description="Seconds before an LLM request times out.")
+    llm_retries: int = Field(3, description="Retries with exponential backoff on 429/5xx/timeouts.")
+    temperature: float = Field(0.0, description="Sampling temperature for the LLM answerer.")
+    max_answer_tokens: int = Field(600, description="Max tokens the LLM may generate.")
+    upload_max_mb: float = Field(50.0, description="Largest upload the UI accepts, in MB.")
+    max_file_mb: float = Field(64.0, description="Digest files larger than this are refused at ingest, in MB.")
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        env = os.environ
+        values = {
+            "index_dir": env.get("DIGESTQA_INDEX"),
+            "chroma_url": env.get("DIGESTQA_CHROMA_URL"),
+            "embedder": env.get("DIGESTQA_EMBEDDER"),
+            "answerer": env.get("DIGESTQA_ANSWERER"),
+            "model": env.get("DIGESTQA_MODEL"),
+            "openai_api_key": env.get("OPENAI_API_KEY"),
+            "openai_base_url": env.get("OPENAI_BASE_URL"),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**{k: v for k, v in values.items() if v is not None})
+
+    @property
+    def collection_name(self) -> str:
+        """Derived from embedder + chunk settings, so a stale index is never reused."""
+        key = f"{self.embedder}|{self.chunk_tokens}|{self.chunk_overlap}|v{SCHEMA_VERSION}"
+        slug = re.sub(r"[^a-zA-Z0-9]+", "-", self.embedder).strip("-")[:40]
+        return f"dq-{slug}-{self.chunk_tokens}-{self.chunk_overlap}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+    def llm_choice(self) -> tuple[str, str]:
+        """(answerer, reason) — which answerer will run and why, never silently."""
+        if self.answerer == "extractive":
+            return "extractive", "extractive answerer chosen explicitly"
+        if self.answerer == "llm":
+            return "llm", "LLM answerer chosen explicitly"
+        if self.openai_base_url:
+            return "llm", f"OPENAI_BASE_URL is set ({self.openai_base_url})"
+        if self.openai_api_key:
+            return "llm", "OPENAI_API_KEY is set"
+        return "extractive", "offline: no OPENAI_API_KEY or OPENAI_BASE_URL"

@@ -1,0 +1,229 @@
+"""Small frozen records passed between pipeline stages.
+
+Nothing from llama-index or Chroma leaks through these types: ``ui/`` and ``eval/``
+see only what is defined here and in :mod:`rag.api`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, asdict
+from typing import Any
+
+# Text fields of a paper that become chunks, with their language.
+TEXT_FIELDS: dict[str, str] = {
+    "abstract": "en",
+    "tldr_en": "en",
+    "tldr_zh": "zh",
+    "motivation_zh": "zh",
+    "method_zh": "zh",
+    "result_zh": "zh",
+    "conclusion_zh": "zh",
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a record (or one field of it) came from."""
+
+    file: str
+    date: str | None = None  # digest date, ISO YYYY-MM-DD
+    format: str = ""
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Paper:
+    """One paper, as parsed from one digest entry or merged across digests."""
+
+    paper_id: str  # arXiv id without version, or "t-<hash>" from the normalised title
+    title: str
+    arxiv_id: str | None = None
+    title_derived: bool = False
+    authors: tuple[str, ...] = ()  # "Name (Affiliation)" kept verbatim where given
+    abstract: str | None = None
+    tldr_en: str | None = None  # English summary (e.g. seed 003 "Abstract summary")
+    tldr_zh: str | None = None
+    motivation_zh: str | None = None
+    method_zh: str | None = None
+    result_zh: str | None = None
+    conclusion_zh: str | None = None
+    categories: tuple[str, ...] = ()  # main category first
+    comment: str | None = None
+    doi: str | None = None
+    code_url: str | None = None
+    published: str | None = None  # submission/announcement date (ISO) when the source gives one
+    related_to: str | None = None  # paper_id of the page that listed this as a related paper
+    sources: tuple[Source, ...] = ()
+    provenance: tuple[tuple[str, Source], ...] = ()  # (field name, source) for every field set
+    linked_ids: tuple[str, ...] = ()  # other paper_ids merged into this record
+    extra: tuple[tuple[str, str], ...] = ()  # any other source field, as (name, value)
+
+    @property
+    def url(self) -> str | None:
+        return f"https://arxiv.org/abs/{self.arxiv_id}" if self.arxiv_id else None
+
+    @property
+    def date(self) -> str | None:
+        """Earliest digest date, else the submission date."""
+        dates = sorted(s.date for s in self.sources if s.date)
+        return dates[0] if dates else self.published
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["url"] = self.url
+        d["date"] = self.date
+        d["sources"] = [asdict(s) for s in self.sources]
+        d["provenance"] = [{"field": f, **asdict(s)} for f, s in self.provenance]
+        d["extra"] = dict(self.extra)
+        for k in ("authors", "categories", "linked_ids"):
+            d[k] = list(d[k])
+        return d
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One indexed passage: a field (or a token window of it) of one paper."""
+
+    chunk_id: str
+    paper_id: str
+    field: str
+    lang: str
+    text: str  # the passage as shown to users and answerers
+    embed_text: str  # what is embedded / BM25-indexed (title-prefixed)
+    content_hash: str
+    metadata: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with its score."""
+
+    chunk_id: str
+    field: str
+    lang: str
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved paper: its best passages fused into a single source."""
+
+    rank: int
+    paper_id: str
+    arxiv_id: str | None
+    title: str
+    score: float
+    passages: tuple[Passage, ...]
+    date: str | None = None
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+    @property
+    def url(self) -> str | None:
+        return f"https://arxiv.org/abs/{self.arxiv_id}" if self.arxiv_id else None
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p.field for p in self.passages))
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    paper_id: str
+    arxiv_id: str | None
+    title: str
+    url: str | None
+    field: str
+    passage: str
+    support: float  # 0..1 lexical support of the citing sentence(s) by the passage
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str
+    abstained: bool
+    answerer: str  # "extractive" | "llm"
+    model: str | None
+    embedder: str
+    citations: tuple[Citation, ...]
+    sources: tuple[Hit, ...]
+    timings_ms: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
+    dropped_citations: tuple[int, ...] = ()  # [n] markers that matched no source
+    reason: str = ""  # why this answerer (e.g. "offline: no OPENAI_API_KEY")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "abstained": self.abstained,
+            "answerer": self.answerer,
+            "model": self.model,
+            "embedder": self.embedder,
+            "reason": self.reason,
+            "citations": [asdict(c) for c in self.citations],
+            "dropped_citations": list(self.dropped_citations),
+            "sources": [
+                {"rank": h.rank, "paper_id": h.paper_id, "arxiv_id": h.arxiv_id,
+                 "title": h.title, "score": round(h.score, 6), "fields": list(h.fields)}
+                for h in self.sources
+            ],
+            "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+        }
+
+
+# Shared sentinel: an answer that is exactly this (or starts with it) is an abstention.
+CANNOT_ANSWER = "CANNOT_ANSWER"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrictions applied to retrieval (dates are ISO YYYY-MM-DD, inclusive)."""
+
+    since: str | None = None
+    until: str | None = None
+    category: str | None = None  # e.g. "cs.IR"; matches any of the paper's categories
+    author: str | None = None  # case-insensitive substring of any author
+    top_k: int | None = None
+
+
+@dataclass(frozen=True)
+class FileError:
+    """A file (or one line of it) that could not be ingested."""
+
+    file: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """What a parser made of one file: records plus per-line problems."""
+
+    file: str
+    format: str
+    papers: tuple[Paper, ...]
+    errors: tuple[FileError, ...] = ()
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    files: int = 0
+    files_skipped: int = 0  # unchanged since the last ingest (same content hash)
+    papers_new: int = 0
+    papers_updated: int = 0
+    papers_unchanged: int = 0
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    failures: tuple[FileError, ...] = ()
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
