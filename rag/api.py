@@ -1,0 +1,95 @@
+"""The public API: everything ui/, eval/ and bench/ may call.
+
+All functions take an optional :class:`~rag.config.Settings`; ``None`` means ``Settings.from_env()``.
+Heavy modules (chromadb, onnxruntime, llama-index) are imported lazily so the CLI starts fast.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from .config import Settings
+from .types import Answer, Filters, Hit, IngestReport, Paper
+
+# progress(done, total, message)
+Progress = Callable[[int, int, str], None]
+
+
+def _settings(settings: Settings | None) -> Settings:
+    return settings if settings is not None else Settings.from_env()
+
+
+def sample_paths() -> list[Path]:
+    """The bundled sample corpus (the five seed digests)."""
+    from importlib.resources import files
+
+    root = Path(str(files("rag.data") / "sample"))
+    return sorted(p for p in root.iterdir() if p.suffix == ".txt")
+
+
+def ingest(paths: Iterable[str | Path], settings: Settings | None = None,
+           progress: Progress | None = None) -> IngestReport:
+    """Parse, merge, chunk, embed and upsert files/folders/globs into the index."""
+    from .ingest import ingest_paths
+
+    return ingest_paths(list(paths), _settings(settings), progress)
+
+
+def ensure_sample(settings: Settings | None = None, progress: Progress | None = None) -> IngestReport | None:
+    """Ingest the bundled sample when the index is empty; returns None when it already had papers."""
+    s = _settings(settings)
+    if stats(s)["papers"]:
+        return None
+    return ingest(sample_paths(), s, progress)
+
+
+def retrieve(question: str, settings: Settings | None = None, filters: Filters | None = None) -> list[Hit]:
+    """Hybrid (dense + BM25, RRF) retrieval, aggregated per paper, best first."""
+    from .retrieve import retrieve_hits
+
+    return retrieve_hits(question, _settings(settings), filters or Filters())
+
+
+def ask(question: str, settings: Settings | None = None, filters: Filters | None = None,
+        history: list[tuple[str, str]] | None = None) -> Answer:
+    """Retrieve and answer with citations (no streaming)."""
+    answer = None
+    for item in ask_stream(question, settings, filters, history):
+        if isinstance(item, Answer):
+            answer = item
+    assert answer is not None
+    return answer
+
+
+def ask_stream(question: str, settings: Settings | None = None, filters: Filters | None = None,
+               history: list[tuple[str, str]] | None = None) -> Iterator[str | Answer]:
+    """Yield answer text deltas as they arrive, then the final :class:`Answer`.
+
+    ``history`` is earlier (question, answer) turns of a chat; follow-up questions use it.
+    """
+    from .answer import answer_stream
+
+    yield from answer_stream(question, _settings(settings), filters or Filters(), history or [])
+
+
+def papers(settings: Settings | None = None) -> list[Paper]:
+    """Every merged paper record in the index."""
+    from .store import open_store
+
+    return open_store(_settings(settings)).all_papers()
+
+
+def stats(settings: Settings | None = None) -> dict:
+    """papers, chunks, sources (files), embedder, index path, collection name."""
+    from .store import open_store
+
+    return open_store(_settings(settings)).stats()
+
+
+def describe(settings: Settings | None = None) -> dict:
+    """Which answerer/model/embedder is in use, and why."""
+    s = _settings(settings)
+    answerer, reason = s.llm_choice()
+    return {"answerer": answerer, "model": s.model if answerer == "llm" else None,
+            "embedder": s.embedder, "reason": reason, "index_dir": s.index_dir,
+            "chroma_url": s.chroma_url, "collection": s.collection_name}
