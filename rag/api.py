@@ -35,6 +35,14 @@ def ingest(paths: Iterable[str | Path], settings: Settings | None = None,
     return ingest_paths(list(paths), _settings(settings), progress)
 
 
+def ingest_papers(records: Iterable[Paper], settings: Settings | None = None, name: str = "records",
+                  progress: Progress | None = None) -> IngestReport:
+    """Index ready-made :class:`Paper` records (e.g. a BEIR corpus) as if they came from one file ``name``."""
+    from .ingest import ingest_records
+
+    return ingest_records(list(records), name, _settings(settings), progress)
+
+
 def ensure_sample(settings: Settings | None = None, progress: Progress | None = None) -> IngestReport | None:
     """Ingest the bundled sample when the index is empty; returns None when it already had papers."""
     s = _settings(settings)
@@ -43,11 +51,12 @@ def ensure_sample(settings: Settings | None = None, progress: Progress | None = 
     return ingest(sample_paths(), s, progress)
 
 
-def retrieve(question: str, settings: Settings | None = None, filters: Filters | None = None) -> list[Hit]:
-    """Hybrid (dense + BM25, RRF) retrieval, aggregated per paper, best first."""
+def retrieve(question: str, settings: Settings | None = None, filters: Filters | None = None,
+             mode: str = "hybrid") -> list[Hit]:
+    """Retrieval aggregated per paper, best first. mode: 'hybrid' (dense + BM25 fused by RRF), 'dense', 'bm25'."""
     from .retrieve import retrieve_hits
 
-    return retrieve_hits(question, _settings(settings), filters or Filters())
+    return retrieve_hits(question, _settings(settings), filters or Filters(), mode=mode)
 
 
 def ask(question: str, settings: Settings | None = None, filters: Filters | None = None,
