@@ -67,6 +67,8 @@ class Settings(BaseModel):
     def collection_name(self) -> str:
         """Derived from embedder + chunk settings, so a stale index is never reused."""
         key = f"{self.embedder}|{self.chunk_tokens}|{self.chunk_overlap}|v{SCHEMA_VERSION}"
+        if self.bm25_tokenizer != "bigram":  # stored BM25 tokens depend on it
+            key += f"|{self.bm25_tokenizer}"
         slug = re.sub(r"[^a-zA-Z0-9]+", "-", self.embedder).strip("-")[:40]
         return f"dq-{slug}-{self.chunk_tokens}-{self.chunk_overlap}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 

@@ -1,0 +1,288 @@
+"""The `digestqa` command: ingest, ask, chat, papers, stats, ui, eval, bench."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable
+
+from .config import Settings
+from .types import Answer, Filters, IngestReport
+
+EXIT_FAILED_FILES = 1
+EXIT_ERROR = 2
+
+
+# ---------------------------------------------------------------- argument parsing
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("index")
+    g.add_argument("--index", metavar="DIR", default=argparse.SUPPRESS,
+                   help="index data dir (default: $DIGESTQA_INDEX or the platform data dir)")
+    g.add_argument("--chroma-url", metavar="URL", default=argparse.SUPPRESS,
+                   help="use a Chroma server (e.g. http://127.0.0.1:8000) instead of the embedded store")
+    g.add_argument("--embedder", metavar="NAME", default=argparse.SUPPRESS,
+                   help="minilm-onnx (default, offline), openai:<model> or st:<sentence-transformers model>")
+    return p
+
+
+def _filters(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("filters")
+    g.add_argument("--since", metavar="YYYY-MM-DD", help="only papers from digests (or submitted) on/after")
+    g.add_argument("--until", metavar="YYYY-MM-DD", help="only papers from digests (or submitted) on/before")
+    g.add_argument("--category", help="only papers in this arXiv category (e.g. cs.IR)")
+    g.add_argument("--author", help="only papers with an author matching this (case-insensitive)")
+    g.add_argument("--top-k", type=int, metavar="N", help="number of papers handed to the answerer")
+    g.add_argument("--answerer", choices=["auto", "llm", "extractive"], default=None,
+                   help="auto (default): LLM when OPENAI_API_KEY/OPENAI_BASE_URL is set, else extractive")
+    g.add_argument("--model", help="chat model for the LLM answerer ($DIGESTQA_MODEL)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(prog="digestqa", parents=[common],
+                                     description="Ask questions of your arXiv daily digests, with citations.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("ingest", parents=[common], help="index digest files, folders or globs")
+    p.add_argument("paths", nargs="+", help="files, folders (recursive) or globs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = sub.add_parser("ask", parents=[common], help="answer one question with citations")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _filters(p)
+    p = sub.add_parser("chat", parents=[common], help="terminal chat with history and streaming")
+    _filters(p)
+    p = sub.add_parser("papers", parents=[common], help="list merged paper records")
+    p.add_argument("--json", action="store_true", help="print a JSON array of every record")
+    sub.add_parser("stats", parents=[common], help="papers, chunks, sources, embedder, index path")
+    p = sub.add_parser("ui", parents=[common], help="open the web UI (Gradio)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--auth", metavar="USER:PASS", help="required when --host is not local")
+    p.add_argument("--upload-max-mb", type=float, default=None, help="largest upload accepted (default 50)")
+    p = sub.add_parser("eval", parents=[common], help="run the eval question set and write a report")
+    _add_eval_args(p)
+    p = sub.add_parser("bench", parents=[common], help="run the benchmarks (slow; see bench/)")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for python -m bench")
+    return parser
+
+
+def _add_eval_args(p: argparse.ArgumentParser) -> None:
+    from eval.cli import add_arguments  # argparse only: keeps the CLI start fast
+
+    add_arguments(p)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides = {"index_dir": getattr(args, "index", None), "chroma_url": getattr(args, "chroma_url", None),
+                 "embedder": getattr(args, "embedder", None), "answerer": getattr(args, "answerer", None),
+                 "model": getattr(args, "model", None),
+                 "upload_max_mb": getattr(args, "upload_max_mb", None)}
+    return Settings.from_env(**overrides)
+
+
+def filters_from(args: argparse.Namespace) -> Filters:
+    return Filters(since=args.since, until=args.until, category=args.category, author=args.author,
+                   top_k=args.top_k)
+
+
+# ---------------------------------------------------------------- ingest
+
+def _progress_bar(quiet: bool) -> Callable[[int, int, str], None] | None:
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def update(done: int, total: int, stage: str) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=f"{stage:>6}", unit=" files" if stage == "parse" else " chunks",
+                                     file=sys.stderr, leave=True, dynamic_ncols=True)
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def print_report(r: IngestReport, out=sys.stdout) -> None:
+    print(f"files: {r.files} ({r.files_skipped} unchanged, skipped) | papers: {r.papers_new} new, "
+          f"{r.papers_updated} updated, {r.papers_unchanged} unchanged | chunks: +{r.chunks_added} "
+          f"-{r.chunks_removed} | failures: {len(r.failures)} | {r.seconds:.1f} s", file=out)
+    for f in r.failures:
+        print(f"  failed: {f}", file=out)
+
+
+def cmd_ingest(args, s: Settings) -> int:
+    from . import api
+
+    try:
+        report = api.ingest(args.paths, s, _progress_bar(args.quiet))
+    except KeyboardInterrupt:
+        print("interrupted: what was indexed so far is kept; run the same command again to finish",
+              file=sys.stderr)
+        return 130
+    print_report(report)
+    return EXIT_FAILED_FILES if report.failures else 0
+
+
+# ---------------------------------------------------------------- ask / chat
+
+def _ensure_index(s: Settings) -> None:
+    from . import api
+
+    if api.stats(s)["papers"]:
+        return
+    print(f"index {s.index_dir} is empty: ingesting the bundled sample corpus "
+          f"({len(api.sample_paths())} digests) first...", file=sys.stderr)
+    report = api.ensure_sample(s)
+    if report:
+        print_report(report, out=sys.stderr)
+
+
+def format_answer(a: Answer) -> str:
+    lines = ["", "Sources:"]
+    cited = {c.n for c in a.citations}
+    for h in a.sources:
+        mark = "*" if h.rank in cited else " "
+        ident = h.arxiv_id or h.paper_id
+        lines.append(f" {mark}[{h.rank}] {h.title} ({ident}{', ' + h.date if h.date else ''})")
+    for c in a.citations:
+        lines.append(f"  [{c.n}] support {c.support:.2f} ({c.field}): {_clip(c.passage, 160)}")
+    if a.dropped_citations:
+        lines.append(f"  dropped citation numbers that match no source: {list(a.dropped_citations)}")
+    model = f" ({a.model})" if a.model else ""
+    lines.append(f"answerer: {a.answerer}{model}, {a.reason} | embedder: {a.embedder} | "
+                 f"{a.timings_ms.get('total', 0):.0f} ms")
+    return "\n".join(lines)
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _stream_answer(question: str, s: Settings, f: Filters, history) -> Answer:
+    from . import api
+
+    answer = None
+    for item in api.ask_stream(question, s, f, history):
+        if isinstance(item, Answer):
+            answer = item
+        else:
+            print(item, end="", flush=True)
+    print()
+    return answer
+
+
+def cmd_ask(args, s: Settings) -> int:
+    from . import api
+
+    _ensure_index(s)
+    if args.json:
+        print(json.dumps(api.ask(args.question, s, filters_from(args)).to_json(), ensure_ascii=False))
+        return 0
+    print(format_answer(_stream_answer(args.question, s, filters_from(args), [])))
+    return 0
+
+
+def cmd_chat(args, s: Settings) -> int:
+    from . import api
+
+    _ensure_index(s)
+    d = api.describe(s)
+    print(f"digestqa chat — answerer: {d['answerer']} ({d['reason']}), embedder: {d['embedder']}.\n"
+          "Type a question; /sources shows the last sources, /clear forgets the history, /quit exits.")
+    history: list[tuple[str, str]] = []
+    last: Answer | None = None
+    while True:
+        try:
+            q = input("\n> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if q in ("/quit", "/exit"):
+            return 0
+        if q == "/clear":
+            history, last = [], None
+            continue
+        if q == "/sources":
+            print(format_answer(last) if last else "no answer yet")
+            continue
+        if q:
+            last = _stream_answer(q, s, filters_from(args), history)
+            history.append((q, last.text))
+            print(f"  ({len(last.citations)} citations; /sources for details)")
+
+
+# ---------------------------------------------------------------- papers / stats / ui / eval / bench
+
+def cmd_papers(args, s: Settings) -> int:
+    from . import api
+
+    papers = api.papers(s)
+    if args.json:
+        print(json.dumps([p.to_json() for p in papers], ensure_ascii=False, indent=1))
+        return 0
+    for p in papers:
+        mark = "*" if p.title_derived else " "
+        print(f"{(p.arxiv_id or p.paper_id):<16} {p.date or '':<10} {mark}{_clip(p.title, 90)}")
+    print(f"{len(papers)} papers (* = derived title)", file=sys.stderr)
+    return 0
+
+
+def cmd_stats(args, s: Settings) -> int:
+    from . import api
+
+    st = api.stats(s)
+    st.pop("source_files", None)
+    for k, v in st.items():
+        print(f"{k:>11}: {v}")
+    return 0
+
+
+def cmd_ui(args, s: Settings) -> int:
+    from ui.app import launch
+
+    launch(s, host=args.host, port=args.port, auth=args.auth)
+    return 0
+
+
+def cmd_eval(args, s: Settings) -> int:
+    from eval.cli import run
+
+    return run(args, s)
+
+
+def cmd_bench(args, s: Settings) -> int:
+    from bench.__main__ import main as bench_main
+
+    return bench_main(args.bench_args, s)
+
+
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "chat": cmd_chat, "papers": cmd_papers,
+            "stats": cmd_stats, "ui": cmd_ui, "eval": cmd_eval, "bench": cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    s = settings_from(args)
+    try:
+        return COMMANDS[args.command](args, s)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # one clear line, not a traceback, for expected failures
+        if type(e).__name__ in ("LLMError", "EmbedderError", "ValueError", "FileNotFoundError"):
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_ERROR
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Ingest: expand paths, parse changed files, merge, chunk, embed, upsert, rebuild BM25.
+
+Idempotent: files are skipped by (size, mtime) and content hash; papers by content hash; chunks by
+content hash. Interrupting it leaves a usable index; re-running finishes the job without duplicates.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+from .config import Settings
+from .types import Chunk, FileError, IngestReport, Paper, ParseResult, Source
+
+Progress = Callable[[int, int, str], None]
+DIGEST_SUFFIXES = (".txt", ".md", ".markdown", ".jsonl", ".json", ".gz")
+_EMBED_COMMIT = 256  # chunks per Chroma upsert + SQLite commit
+
+
+@dataclass
+class _Run:
+    settings: Settings
+    progress: Progress | None
+    failures: list[FileError] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    skipped: int = 0
+
+    def tick(self, done: int, total: int, msg: str) -> None:
+        if self.progress:
+            self.progress(done, total, msg)
+
+    def timer(self, name: str, t0: float) -> float:
+        now = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + now - t0
+        return now
+
+
+# ---------------------------------------------------------------- path expansion
+
+def expand_paths(paths: list[str | Path]) -> tuple[list[Path], list[FileError]]:
+    """Files, folders (recursive, digest suffixes only) and globs; missing paths become errors."""
+    files, errors = [], []
+    for raw in paths:
+        p = Path(str(raw)).expanduser()
+        if any(ch in str(raw) for ch in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(str(p), recursive=True) if Path(m).is_file())
+            files.extend(matches) if matches else errors.append(
+                FileError(str(raw), "no file matches this pattern; check the glob"))
+        elif p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and _is_digest_name(f)))
+        elif p.is_file():
+            files.append(p)
+        else:
+            errors.append(FileError(str(raw), "no such file or directory; check the path"))
+    return list(dict.fromkeys(f.resolve() for f in files)), errors
+
+
+def _is_digest_name(p: Path) -> bool:
+    return p.suffix.lower() in DIGEST_SUFFIXES and not p.name.startswith(".") and p.name != "SOURCES.md"
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- parsing
+
+def _changed_files(store, files: list[Path], run: _Run) -> list[tuple[Path, str, os.stat_result]]:
+    """Files whose content is new or changed; unchanged ones are counted as skipped."""
+    todo = []
+    for f in files:
+        try:
+            st = f.stat()
+            known = store.file_stat(str(f))
+            if known and known[1] == st.st_size and abs(known[2] - st.st_mtime) < 1e-6:
+                run.skipped += 1
+                continue
+            sha = _sha(f)
+        except OSError as e:
+            run.failures.append(FileError(str(f), f"cannot read: {e.strerror}; check permissions"))
+            continue
+        if known and known[0] == sha:
+            store.touch_file(str(f), st.st_size, st.st_mtime)
+            run.skipped += 1
+            continue
+        todo.append((f, sha, st))
+    return todo
+
+
+def _parse_all(todo: list[tuple[Path, str, os.stat_result]], run: _Run) -> list[ParseResult]:
+    from .parse import parse_file
+
+    max_bytes = int(run.settings.max_file_mb * 2**20)
+    paths = [str(f) for f, _, _ in todo]
+    if len(paths) >= 8 and (os.cpu_count() or 1) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+            return list(pool.map(parse_file, paths, [max_bytes] * len(paths), chunksize=4))
+    results = []
+    for i, p in enumerate(paths):
+        results.append(parse_file(p, max_bytes=max_bytes))
+        run.tick(i + 1, len(paths), "parse")
+    return results
+
+
+# ---------------------------------------------------------------- main entry points
+
+def ingest_paths(paths: list[str | Path], settings: Settings, progress: Progress | None = None) -> IngestReport:
+    from .store import open_store
+
+    t_start = time.perf_counter()
+    run = _Run(settings, progress)
+    files, errors = expand_paths(paths)
+    run.failures.extend(errors)
+    store = open_store(settings)
+    try:
+        t0 = time.perf_counter()
+        todo = _changed_files(store, files, run)
+        results = _parse_all(todo, run)
+        run.timer("parse", t0)
+        file_rows, new_records = _collect(todo, results, run)
+        report = _index(store, file_rows, new_records, run)
+    finally:
+        store.close()
+        _forget(settings)
+    return _finish(report, run, len(files), t_start)
+
+
+def ingest_records(records: list[Paper], name: str, settings: Settings,
+                   progress: Progress | None = None) -> IngestReport:
+    """Index ready-made records as the contents of one virtual file ``name``."""
+    from .store import open_store
+
+    t_start = time.perf_counter()
+    run = _Run(settings, progress)
+    records = [p if p.sources else replace(p, sources=(Source(name, format="records"),)) for p in records]
+    sha = hashlib.sha256(json.dumps([p.paper_id for p in records]).encode()).hexdigest()
+    store = open_store(settings)
+    try:
+        if store.file_sha(name) == sha:
+            run.skipped = 1
+            report = IngestReport()
+        else:
+            row = {"path": name, "sha": sha, "size": len(records), "mtime": 0.0, "format": "records",
+                   "papers": len(records), "errors": 0}
+            report = _index(store, [row], {name: records}, run)
+    finally:
+        store.close()
+        _forget(settings)
+    return _finish(report, run, 1, t_start)
+
+
+def _collect(todo, results: list[ParseResult], run: _Run) -> tuple[list[dict], dict[str, list[Paper]]]:
+    """File rows and records to commit; files that yielded nothing usable stay out (retried next time)."""
+    rows, records = [], {}
+    for (f, sha, st), res in zip(todo, results):
+        run.failures.extend(res.errors)
+        if not res.papers:
+            if not res.errors:
+                run.failures.append(FileError(str(f), "no papers found in this file"))
+            continue
+        rows.append({"path": str(f), "sha": sha, "size": st.st_size, "mtime": st.st_mtime,
+                     "format": res.format, "papers": len(res.papers), "errors": len(res.errors)})
+        records[str(f)] = list(res.papers)
+    return rows, records
+
+
+def _index(store, file_rows: list[dict], new_records: dict[str, list[Paper]], run: _Run) -> IngestReport:
+    from .merge import merge_papers, paper_hash
+
+    if not file_rows:
+        return IngestReport()
+    t0 = time.perf_counter()
+    old = [p for p in store.all_records() if not p.sources or p.sources[0].file not in new_records]
+    merged = merge_papers(old + [p for recs in new_records.values() for p in recs])
+    hashes = {p.paper_id: paper_hash(p) for p in merged}
+    old_hashes = store.paper_hashes()
+    t0 = run.timer("merge", t0)
+    counts = _counts(new_records, merged, hashes, old_hashes)
+    changed = [p for p in merged if old_hashes.get(p.paper_id) != hashes[p.paper_id]]
+    added, removed = _sync_chunks(store, changed, set(hashes), set(old_hashes), run)
+    t0 = time.perf_counter()
+    store.commit_files(file_rows, new_records, merged, hashes)
+    t0 = run.timer("store", t0)
+    from .retrieve import rebuild_bm25
+
+    rebuild_bm25(store)
+    run.timer("bm25", t0)
+    return IngestReport(papers_new=counts[0], papers_updated=counts[1], papers_unchanged=counts[2],
+                        chunks_added=added, chunks_removed=removed)
+
+
+def _counts(new_records, merged, hashes, old_hashes) -> tuple[int, int, int]:
+    """new / updated / unchanged among the merged papers these files contribute to."""
+    files = set(new_records)
+    touched = [p.paper_id for p in merged if any(s.file in files for s in p.sources)]
+    new = sum(pid not in old_hashes for pid in touched)
+    updated = sum(pid in old_hashes and old_hashes[pid] != hashes[pid] for pid in touched)
+    return new, updated, len(touched) - new - updated
+
+
+def _sync_chunks(store, changed: list[Paper], live: set[str], before: set[str], run: _Run) -> tuple[int, int]:
+    from .chunk import chunk_papers
+
+    t0 = time.perf_counter()
+    chunks = chunk_papers(changed, run.settings)
+    t0 = run.timer("chunk", t0)
+    existing = store.chunk_hashes()
+    todo = [c for c in chunks if existing.get(c.chunk_id) != c.content_hash]
+    keep = {c.chunk_id for c in chunks}
+    changed_ids = {p.paper_id for p in changed}
+    gone_papers = before - live
+    stale = [cid for cid in existing if cid not in keep and
+             (cid.rsplit(":", 2)[0] in changed_ids or cid.rsplit(":", 2)[0] in gone_papers)]
+    run.timer("store", t0)
+    _embed_and_upsert(store, todo, run)
+    t0 = time.perf_counter()
+    store.delete_chunks(stale)
+    run.timer("store", t0)
+    return len(todo), len(stale)
+
+
+def _embed_and_upsert(store, chunks: list[Chunk], run: _Run) -> None:
+    from .embed import get_embedder
+    from .retrieve import tokens_text
+
+    if not chunks:
+        return
+    embedder = get_embedder(run.settings)
+    mode = run.settings.bm25_tokenizer
+    for i in range(0, len(chunks), _EMBED_COMMIT):
+        part = chunks[i:i + _EMBED_COMMIT]
+        t0 = time.perf_counter()
+        vectors = embedder.embed([c.embed_text for c in part])
+        t0 = run.timer("embed", t0)
+        tokens = [tokens_text(c.embed_text, mode) for c in part]
+        t0 = run.timer("bm25", t0)
+        store.upsert_chunks(part, vectors.tolist(), tokens)
+        run.timer("store", t0)
+        run.tick(min(i + _EMBED_COMMIT, len(chunks)), len(chunks), "embed")
+
+
+def _finish(report: IngestReport, run: _Run, n_files: int, t_start: float) -> IngestReport:
+    return IngestReport(files=n_files, files_skipped=run.skipped, papers_new=report.papers_new,
+                        papers_updated=report.papers_updated, papers_unchanged=report.papers_unchanged,
+                        chunks_added=report.chunks_added, chunks_removed=report.chunks_removed,
+                        failures=tuple(run.failures), seconds=time.perf_counter() - t_start,
+                        timings={k: round(v, 3) for k, v in run.timings.items()})
+
+
+def _forget(settings: Settings) -> None:
+    from .retrieve import forget_store
+
+    forget_store(settings)

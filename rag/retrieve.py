@@ -1,0 +1,333 @@
+"""Hybrid retrieval: dense (Chroma) + BM25 fused by reciprocal rank fusion, aggregated per paper.
+
+The core is plain functions (fast CLI start); :class:`HybridRetriever` exposes the same search as a
+llama-index ``BaseRetriever`` for use in llama-index pipelines.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .config import Settings
+from .types import Filters, Hit, Passage
+
+# ---------------------------------------------------------------- tokenisation
+
+_LATEX_SUP = re.compile(r"\$\^\{?([^}$]+)\}?\$")
+_TOKEN = re.compile(r"[a-z0-9]+(?:[-_.@/+][a-z0-9]+)*|[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_SPLIT = re.compile(r"[-_.@/+]")
+_STOP = frozenset("""a an the and or of to in on for with by from as at is are was were be been being this that
+these those it its we our us they their them which what who whom whose how why when where do does did
+can could should would may might will shall not no than then there here into onto about over under via
+such any all each both more most other some so if but also using use used uses based paper papers
+between while whereas per""".split())
+_ARXIV_ID = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(?:v\d+)?(?![\d])")
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
+
+
+def _stem(w: str) -> str:
+    if len(w) > 3 and w.isalpha() and w.endswith("s") and not w.endswith("ss"):
+        return w[:-1]
+    return w
+
+
+def _cjk_tokens(run: str, mode: str) -> list[str]:
+    if mode == "jieba":
+        import jieba
+
+        return [w for w in jieba.lcut_for_search(run) if w.strip()]
+    if len(run) == 1:
+        return [run]
+    return [run[i:i + 2] for i in range(len(run) - 1)]
+
+
+def tokenize(text: str, mode: str = "bigram") -> list[str]:
+    """BM25 tokens: technical tokens kept whole (rq-vae, ndcg@10, 2508.15281, align3gr) plus their
+    parts; CJK runs as bigrams (or jieba words); light plural stemming; small stopword list."""
+    t = unicodedata.normalize("NFKC", _LATEX_SUP.sub(r"\1", text)).lower()
+    out: list[str] = []
+    for m in _TOKEN.finditer(t):
+        w = m.group()
+        if _is_cjk(w[0]):
+            out.extend(_cjk_tokens(w, mode))
+        elif w not in _STOP:
+            out.append(_stem(w))
+            if _SPLIT.search(w) and not _ARXIV_ID.fullmatch(w):
+                parts = [p for p in _SPLIT.split(w) if p]
+                out.append("".join(parts))
+                out.extend(_stem(p) for p in parts if len(p) > 1 and p not in _STOP)
+    return out
+
+
+def tokens_text(text: str, mode: str) -> str:
+    """Tokens as one space-joined string, as stored with each chunk."""
+    return " ".join(tokenize(text, mode))
+
+
+# ---------------------------------------------------------------- BM25 index
+
+def rebuild_bm25(store) -> None:
+    """Rebuild the BM25 files from the chunk rows (called after every ingest)."""
+    import bm25s
+
+    ids, corpus = [], []
+    for cid, toks in store.iter_chunk_tokens():
+        ids.append(cid)
+        corpus.append((toks or "").split() or ["<empty>"])
+    model = None
+    if ids:
+        model = bm25s.BM25(k1=0.9, b=0.4)
+        model.index(corpus, show_progress=False)
+    store.save_bm25(model, ids, store.generation())
+
+
+def _bm25(store):
+    loaded = store.load_bm25()
+    if loaded is None or loaded[2] != store.generation():
+        rebuild_bm25(store)  # stale after an interrupted ingest: make it whole again
+        loaded = store.load_bm25()
+    return loaded
+
+
+def bm25_search(store, query: str, settings: Settings, n: int,
+                allowed: set[str] | None) -> list[tuple[str, float]]:
+    import numpy as np
+
+    model, ids, _ = _bm25(store)
+    toks = [t for t in tokenize(query, settings.bm25_tokenizer) if t in model.vocab_dict] if model else []
+    if not toks:
+        return []
+    mask = None
+    if allowed is not None:
+        mask = np.fromiter((cid in allowed for cid in ids), dtype=np.float32, count=len(ids))
+    docs, scores = model.retrieve([toks], k=min(n, len(ids)), show_progress=False,
+                                  weight_mask=mask, n_threads=1)
+    return [(ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+
+
+# ---------------------------------------------------------------- dense
+
+def dense_search(store, query: str, settings: Settings, n: int, filters: Filters,
+                 allowed: set[str] | None) -> list[tuple[str, float]]:
+    from .embed import get_embedder
+
+    vec = get_embedder(settings).embed_query(query)
+    where = _date_where(filters)
+    fetch = n if allowed is None else n * 5
+    hits = store.dense_query(vec, fetch, where)
+    if allowed is not None:
+        hits = [h for h in hits if h[0] in allowed]
+    return hits[:n]
+
+
+def _date_int(s: str | None) -> int | None:
+    if not s:
+        return None
+    digits = re.sub(r"\D", "", s)[:8]
+    return int(digits.ljust(8, "0")) if digits else None
+
+
+def _date_where(f: Filters) -> dict | None:
+    conds = []
+    if _date_int(f.since):
+        conds.append({"date_int": {"$gte": _date_int(f.since)}})
+    if _date_int(f.until):
+        conds.append({"date_int": {"$lte": _date_int(f.until)}})
+        conds.append({"date_int": {"$gt": 0}})
+    if not conds:
+        return None
+    return conds[0] if len(conds) == 1 else {"$and": conds}
+
+
+def _allowed(store, f: Filters) -> set[str] | None:
+    if not (f.since or f.until or f.category or f.author):
+        return None
+    return store.filtered_chunk_ids(_date_int(f.since), _date_int(f.until), f.category, f.author)
+
+
+# ---------------------------------------------------------------- exact id / title matches
+
+@dataclass(frozen=True)
+class _TitleEntry:
+    paper_id: str
+    arxiv_id: str
+    norm_title: str
+    short: str  # the name before ':' in "LEMUR: Large scale ...", normalised
+
+
+@lru_cache(maxsize=4)
+def _title_table(db_path: str, generation: int) -> tuple[_TitleEntry, ...]:
+    import json
+    import sqlite3
+
+    from .text import normalize_title
+
+    con = sqlite3.connect(db_path)
+    try:
+        rows = con.execute("SELECT paper_id, json FROM papers").fetchall()
+    finally:
+        con.close()
+    out = []
+    for pid, js in rows:
+        d = json.loads(js)
+        titles = [d.get("title") or ""]
+        short = titles[0].split(":")[0] if ":" in titles[0] else ""
+        out.append(_TitleEntry(pid, d.get("arxiv_id") or "", normalize_title(titles[0]), normalize_title(short)))
+    return tuple(out)
+
+
+def pinned_papers(store, question: str) -> list[str]:
+    """Papers named in the question by arXiv ID, exact title or short name (e.g. 'LEMUR')."""
+    from .text import normalize_title
+
+    ids = {m.group(1) for m in _ARXIV_ID.finditer(question)}
+    q = f" {normalize_title(question)} "
+    pinned = []
+    for e in _title_table(str(store.db_path), store.generation()):
+        if e.arxiv_id in ids or e.paper_id in ids:
+            pinned.insert(0, e.paper_id)
+        elif len(e.norm_title) > 12 and f" {e.norm_title} " in q:
+            pinned.append(e.paper_id)
+        elif len(e.short) >= 3 and f" {e.short} " in q:
+            pinned.append(e.paper_id)
+    return list(dict.fromkeys(pinned))
+
+
+# ---------------------------------------------------------------- fusion and aggregation
+
+def rrf(rankings: list[list[tuple[str, float]]], k: int) -> dict[str, float]:
+    fused: dict[str, float] = defaultdict(float)
+    for ranking in rankings:
+        for rank, (cid, _) in enumerate(ranking):
+            fused[cid] += 1.0 / (k + rank + 1)
+    return fused
+
+
+def search_chunks(question: str, settings: Settings, filters: Filters, mode: str = "hybrid",
+                  store=None) -> tuple[dict[str, float], list[str]]:
+    """Fused chunk scores and the pinned paper ids."""
+    store = store or _cached_store(settings)
+    allowed = _allowed(store, filters)
+    n = max(settings.candidates, (filters.top_k or settings.top_k) * 4)
+    rankings = []
+    if mode in ("hybrid", "dense"):
+        rankings.append(dense_search(store, question, settings, n, filters, allowed))
+    if mode in ("hybrid", "bm25"):
+        rankings.append(bm25_search(store, question, settings, n, allowed))
+    if mode not in ("hybrid", "dense", "bm25"):
+        raise ValueError(f"unknown retrieval mode {mode!r}: use hybrid, dense or bm25")
+    pinned = pinned_papers(store, question) if mode == "hybrid" else []
+    return rrf(rankings, settings.rrf_k), pinned
+
+
+def retrieve_hits(question: str, settings: Settings, filters: Filters, mode: str = "hybrid") -> list[Hit]:
+    store = _cached_store(settings)
+    if store.chunk_count() == 0:
+        return []
+    fused, pinned = search_chunks(question, settings, filters, mode, store)
+    rows = store.chunk_rows(fused)
+    allowed = _allowed(store, filters)
+    if allowed is not None:
+        allowed_papers = {cid.rsplit(":", 2)[0] for cid in allowed}
+        pinned = [p for p in pinned if p in allowed_papers]
+    per_paper = _group(fused, rows)
+    for pid in pinned:
+        if pid not in per_paper:
+            per_paper[pid] = _paper_chunks(store, pid)
+    order = _rank_papers(per_paper, pinned)
+    top = order[: filters.top_k or settings.top_k]
+    return _to_hits(store, top, per_paper)
+
+
+def _group(fused: dict[str, float], rows: dict[str, dict]) -> dict[str, list[tuple[float, dict]]]:
+    per_paper: dict[str, list[tuple[float, dict]]] = defaultdict(list)
+    for cid, score in fused.items():
+        if cid in rows:
+            per_paper[rows[cid]["paper_id"]].append((score, rows[cid]))
+    for chunks in per_paper.values():
+        chunks.sort(key=lambda x: -x[0])
+    return per_paper
+
+
+def _paper_chunks(store, paper_id: str) -> list[tuple[float, dict]]:
+    ids = [r[0] for r in store.db.execute("SELECT chunk_id FROM chunks WHERE paper_id=?", (paper_id,))]
+    rows = store.chunk_rows(ids)
+    pref = {"abstract": 0, "tldr_en": 1, "tldr_zh": 2}
+    return sorted(((0.0, r) for r in rows.values()), key=lambda x: pref.get(x[1]["field"], 9))
+
+
+def _paper_score(chunks: list[tuple[float, dict]]) -> float:
+    """Best chunk plus a little for further matching fields of the same paper."""
+    scores = [s for s, _ in chunks[:3]]
+    return scores[0] + 0.3 * sum(scores[1:]) if scores else 0.0
+
+
+def _rank_papers(per_paper: dict, pinned: list[str]) -> list[tuple[str, float]]:
+    ranked = sorted(((pid, _paper_score(ch)) for pid, ch in per_paper.items()),
+                    key=lambda x: (-x[1], x[0]))
+    top = max((s for _, s in ranked), default=0.0)
+    boosted = {pid: top + 1.0 + (len(pinned) - i) * 1e-3 for i, pid in enumerate(pinned)}
+    ranked = [(pid, boosted.get(pid, s)) for pid, s in ranked]
+    return sorted(ranked, key=lambda x: (-x[1], x[0]))
+
+
+def _to_hits(store, top: list[tuple[str, float]], per_paper: dict) -> list[Hit]:
+    papers = store.get_papers(pid for pid, _ in top)
+    hits = []
+    for rank, (pid, score) in enumerate(top, 1):
+        p = papers.get(pid)
+        passages = tuple(Passage(r["chunk_id"], r["field"], r["lang"], r["text"], float(s))
+                         for s, r in per_paper[pid][:4])
+        first = per_paper[pid][0][1]
+        hits.append(Hit(rank=rank, paper_id=pid, arxiv_id=(p.arxiv_id if p else first["arxiv_id"]) or None,
+                        title=p.title if p else first["title"], score=float(score), passages=passages,
+                        date=p.date if p else None, authors=p.authors if p else (),
+                        categories=p.categories if p else ()))
+    return hits
+
+
+_STORES: dict[tuple, object] = {}
+
+
+def _cached_store(settings: Settings):
+    """One open store per index/collection/server in this process (the UI asks many questions)."""
+    from .store import open_store
+
+    key = (settings.index_dir, settings.collection_name, settings.chroma_url)
+    if key not in _STORES:
+        _STORES[key] = open_store(settings)
+    return _STORES[key]
+
+
+def forget_store(settings: Settings) -> None:
+    """Drop the cached store (after ingest in the same process, or in tests)."""
+    key = (settings.index_dir, settings.collection_name, settings.chroma_url)
+    st = _STORES.pop(key, None)
+    if st is not None:
+        st.close()
+
+
+# ---------------------------------------------------------------- llama-index adapter
+
+def hybrid_retriever(settings: Settings, filters: Filters | None = None, mode: str = "hybrid"):
+    """A llama-index ``BaseRetriever`` over the same hybrid search (chunks as nodes)."""
+    from llama_index.core.retrievers import BaseRetriever
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+    class HybridRetriever(BaseRetriever):
+        def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+            hits = retrieve_hits(query_bundle.query_str, settings, filters or Filters(), mode)
+            return [NodeWithScore(node=TextNode(id_=p.chunk_id, text=p.text,
+                                                metadata={"paper_id": h.paper_id, "arxiv_id": h.arxiv_id or "",
+                                                          "title": h.title, "field": p.field}),
+                                  score=h.score)
+                    for h in hits for p in h.passages]
+
+    return HybridRetriever()
+

@@ -1,0 +1,321 @@
+"""All disk and Chroma I/O: the paper catalogue (SQLite), the vectors (Chroma) and the BM25 files.
+
+Layout of the index dir (one set per collection name, so a changed embedder or chunking never
+reuses stale vectors):
+
+    <index>/catalogue-<collection>.sqlite   files, raw records per file, merged papers, chunks
+    <index>/chroma/                          Chroma PersistentClient (unless --chroma-url is given)
+    <index>/bm25-<collection>/               bm25s index + chunk ids, stamped with a generation
+    <index>/uploads/                         files uploaded through the UI
+
+Crash safety: SQLite runs in WAL mode and every step commits in one transaction; chunk rows are
+written only after their vectors are in Chroma, and file rows only after all their chunks, so an
+interrupted ingest leaves an index that opens and answers, and a re-run finishes the job.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+from urllib.parse import urlparse
+
+from .config import Settings
+from .types import Chunk, Paper, Source
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, sha TEXT NOT NULL, size INTEGER, mtime REAL, format TEXT,
+    papers INTEGER, errors INTEGER, ingested_at REAL);
+CREATE TABLE IF NOT EXISTS records (file TEXT NOT NULL, idx INTEGER NOT NULL, json TEXT NOT NULL,
+    PRIMARY KEY (file, idx));
+CREATE TABLE IF NOT EXISTS papers (paper_id TEXT PRIMARY KEY, hash TEXT NOT NULL, json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    chunk_id TEXT PRIMARY KEY, paper_id TEXT NOT NULL, field TEXT, lang TEXT, text TEXT,
+    hash TEXT NOT NULL, tokens TEXT, date_int INTEGER, categories TEXT, authors TEXT, title TEXT,
+    arxiv_id TEXT);
+CREATE INDEX IF NOT EXISTS chunks_paper ON chunks(paper_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+# ---------------------------------------------------------------- Paper <-> JSON
+
+def paper_to_json(p: Paper) -> str:
+    return json.dumps(asdict(p), ensure_ascii=False, separators=(",", ":"))
+
+
+def paper_from_json(s: str) -> Paper:
+    d = json.loads(s)
+    d["sources"] = tuple(Source(**x) for x in d.get("sources", ()))
+    d["provenance"] = tuple((f, Source(**x)) for f, x in d.get("provenance", ()))
+    for k in ("authors", "categories", "linked_ids"):
+        d[k] = tuple(d.get(k) or ())
+    d["extra"] = tuple(tuple(x) for x in d.get("extra", ()))
+    return Paper(**d)
+
+
+# ---------------------------------------------------------------- the store
+
+class Store:
+    """The index dir of one collection: catalogue, vectors and BM25 files."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.root = Path(settings.index_dir).expanduser()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.collection_name = settings.collection_name
+        self.db_path = self.root / f"catalogue-{self.collection_name}.sqlite"
+        self.bm25_dir = self.root / f"bm25-{self.collection_name}"
+        self.db = sqlite3.connect(self.db_path, timeout=30, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+        self._collection = None
+
+    # ------------------------------------------------------------ Chroma
+
+    @property
+    def collection(self):
+        if self._collection is None:
+            self._collection = _chroma_collection(self.settings.chroma_url, str(self.root / "chroma"),
+                                                  self.collection_name)
+        return self._collection
+
+    def upsert_chunks(self, chunks: list[Chunk], vectors, tokens: list[str]) -> None:
+        """Vectors into Chroma first, then the chunk rows (one transaction)."""
+        if not chunks:
+            return
+        col = self.collection
+        step = _max_batch(col)
+        for i in range(0, len(chunks), step):
+            part = chunks[i:i + step]
+            col.upsert(ids=[c.chunk_id for c in part], embeddings=vectors[i:i + step],
+                       metadatas=[c.metadata for c in part], documents=[c.text for c in part])
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [_chunk_row(c, t) for c, t in zip(chunks, tokens)])
+            self._bump_generation()
+
+    def delete_chunks(self, chunk_ids: list[str]) -> None:
+        if not chunk_ids:
+            return
+        col = self.collection
+        step = _max_batch(col)
+        for i in range(0, len(chunk_ids), step):
+            col.delete(ids=chunk_ids[i:i + step])
+        with self.db:
+            self.db.executemany("DELETE FROM chunks WHERE chunk_id=?", [(c,) for c in chunk_ids])
+            self._bump_generation()
+
+    def dense_query(self, vector, n: int, where: dict | None = None) -> list[tuple[str, float]]:
+        """(chunk_id, cosine similarity) best first."""
+        total = self.chunk_count()
+        if total == 0:
+            return []
+        res = self.collection.query(query_embeddings=[list(map(float, vector))], n_results=min(n, total),
+                                    where=where or None, include=["distances"])
+        return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0])]
+
+    def vector_count(self) -> int:
+        return self.collection.count()
+
+    # ------------------------------------------------------------ catalogue: files and records
+
+    def file_sha(self, path: str) -> str | None:
+        row = self.db.execute("SELECT sha FROM files WHERE path=?", (path,)).fetchone()
+        return row[0] if row else None
+
+    def file_stat(self, path: str) -> tuple[str, int, float] | None:
+        row = self.db.execute("SELECT sha, size, mtime FROM files WHERE path=?", (path,)).fetchone()
+        return tuple(row) if row else None
+
+    def all_records(self) -> list[Paper]:
+        return [paper_from_json(r[0]) for r in self.db.execute("SELECT json FROM records ORDER BY file, idx")]
+
+    def commit_files(self, files: list[dict], records: dict[str, list[Paper]], papers: list[Paper],
+                     hashes: dict[str, str]) -> None:
+        """Record ingested files, their raw records and the new merged catalogue, atomically."""
+        import time
+
+        with self.db:
+            for f in files:
+                self.db.execute("DELETE FROM records WHERE file=?", (f["path"],))
+                self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)",
+                                (f["path"], f["sha"], f["size"], f["mtime"], f["format"],
+                                 f["papers"], f["errors"], time.time()))
+            self.db.executemany("INSERT INTO records VALUES (?,?,?)",
+                                [(file, i, paper_to_json(p)) for file, recs in records.items()
+                                 for i, p in enumerate(recs)])
+            self.db.execute("DELETE FROM papers")
+            self.db.executemany("INSERT INTO papers VALUES (?,?,?)",
+                                [(p.paper_id, hashes[p.paper_id], paper_to_json(p)) for p in papers])
+
+    def touch_file(self, path: str, size: int, mtime: float) -> None:
+        """Same content, new mtime: remember it so the next run skips hashing."""
+        with self.db:
+            self.db.execute("UPDATE files SET size=?, mtime=? WHERE path=?", (size, mtime, path))
+
+    # ------------------------------------------------------------ catalogue: papers and chunks
+
+    def all_papers(self) -> list[Paper]:
+        return [paper_from_json(r[0]) for r in self.db.execute("SELECT json FROM papers ORDER BY paper_id")]
+
+    def paper_hashes(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT paper_id, hash FROM papers"))
+
+    def get_papers(self, paper_ids: Iterable[str]) -> dict[str, Paper]:
+        ids = list(dict.fromkeys(paper_ids))
+        out: dict[str, Paper] = {}
+        for part in _batches(ids, 500):
+            q = f"SELECT paper_id, json FROM papers WHERE paper_id IN ({','.join('?' * len(part))})"
+            out.update({pid: paper_from_json(js) for pid, js in self.db.execute(q, part)})
+        return out
+
+    def chunk_hashes(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT chunk_id, hash FROM chunks"))
+
+    def chunk_rows(self, chunk_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = list(dict.fromkeys(chunk_ids))
+        cols = ("chunk_id", "paper_id", "field", "lang", "text", "date_int", "title", "arxiv_id")
+        out: dict[str, dict[str, Any]] = {}
+        for part in _batches(ids, 500):
+            q = f"SELECT {','.join(cols)} FROM chunks WHERE chunk_id IN ({','.join('?' * len(part))})"
+            out.update({r[0]: dict(zip(cols, r)) for r in self.db.execute(q, part)})
+        return out
+
+    def chunk_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
+    def iter_chunk_tokens(self) -> Iterator[tuple[str, str]]:
+        yield from self.db.execute("SELECT chunk_id, tokens FROM chunks ORDER BY chunk_id")
+
+    def filtered_chunk_ids(self, since: int | None, until: int | None, category: str | None,
+                           author: str | None) -> set[str]:
+        """Chunk ids whose paper passes the filters (dates as YYYYMMDD ints)."""
+        sql, args = ["SELECT chunk_id FROM chunks WHERE 1=1"], []
+        if since:
+            sql.append("AND date_int >= ?"), args.append(since)
+        if until:
+            sql.append("AND date_int > 0 AND date_int <= ?"), args.append(until)
+        if category:
+            sql.append("AND (',' || lower(categories) || ',') LIKE ?"), args.append(f"%,{category.lower()},%")
+        if author:
+            sql.append("AND lower(authors) LIKE ?"), args.append(f"%{author.lower()}%")
+        return {r[0] for r in self.db.execute(" ".join(sql), args)}
+
+    # ------------------------------------------------------------ generation counter (BM25 freshness)
+
+    def generation(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _bump_generation(self) -> None:
+        self.db.execute("INSERT INTO meta VALUES ('generation', '1') ON CONFLICT(key) "
+                        "DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+
+    # ------------------------------------------------------------ BM25 files
+
+    def save_bm25(self, model, chunk_ids: list[str], generation: int) -> None:
+        """Write to a temp dir, then swap it in, so a reader never sees half a BM25 index."""
+        tmp = Path(tempfile.mkdtemp(prefix=".bm25-", dir=self.root))
+        if model is not None:
+            model.save(str(tmp), show_progress=False)
+        (tmp / "ids.json").write_text(json.dumps({"generation": generation, "ids": chunk_ids}))
+        old = self.bm25_dir.with_name(self.bm25_dir.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.bm25_dir.exists():
+            os.replace(self.bm25_dir, old)
+        os.replace(tmp, self.bm25_dir)
+        shutil.rmtree(old, ignore_errors=True)
+        _load_bm25_cached.cache_clear()
+
+    def load_bm25(self):
+        """(bm25s model or None, chunk ids, generation) or None when missing or unreadable."""
+        meta = self.bm25_dir / "ids.json"
+        if not meta.exists():
+            return None
+        return _load_bm25_cached(str(self.bm25_dir), meta.stat().st_mtime_ns)
+
+    # ------------------------------------------------------------ uploads and stats
+
+    def uploads_dir(self) -> Path:
+        d = self.root / "uploads"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def stats(self) -> dict[str, Any]:
+        one = lambda q: self.db.execute(q).fetchone()[0]  # noqa: E731
+        return {
+            "papers": one("SELECT COUNT(*) FROM papers"),
+            "chunks": one("SELECT COUNT(*) FROM chunks"),
+            "sources": one("SELECT COUNT(*) FROM files"),
+            "source_files": [r[0] for r in self.db.execute("SELECT path FROM files ORDER BY path")],
+            "embedder": self.settings.embedder,
+            "index_dir": str(self.root),
+            "chroma": self.settings.chroma_url or str(self.root / "chroma"),
+            "collection": self.collection_name,
+        }
+
+    def close(self) -> None:
+        self.db.close()
+
+
+# ---------------------------------------------------------------- helpers
+
+def open_store(settings: Settings) -> Store:
+    return Store(settings)
+
+
+def _chunk_row(c: Chunk, tokens: str) -> tuple:
+    m = c.metadata
+    return (c.chunk_id, c.paper_id, c.field, c.lang, c.text, c.content_hash, tokens,
+            int(m.get("date_int") or 0), m.get("categories", ""), m.get("authors", ""),
+            m.get("title", ""), m.get("arxiv_id", ""))
+
+
+def _batches(items: list, n: int) -> Iterator[list]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def _max_batch(collection) -> int:
+    try:
+        return max(1, min(5000, collection._client.get_max_batch_size()))
+    except Exception:  # older/newer clients without the helper
+        return 1000
+
+
+@lru_cache(maxsize=4)
+def _load_bm25_cached(path: str, _mtime: int):
+    import bm25s
+
+    meta = json.loads((Path(path) / "ids.json").read_text())
+    ids = meta["ids"]
+    model = bm25s.BM25.load(path, mmap=True, load_corpus=False, show_progress=False) if ids else None
+    return model, ids, int(meta["generation"])
+
+
+@lru_cache(maxsize=8)
+def _chroma_client(url: str | None, path: str):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    cs = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if url:
+        u = urlparse(url if "://" in url else f"http://{url}")
+        return chromadb.HttpClient(host=u.hostname or "127.0.0.1", port=u.port or 8000,
+                                   ssl=u.scheme == "https", settings=cs)
+    return chromadb.PersistentClient(path=path, settings=cs)
+
+
+def _chroma_collection(url: str | None, path: str, name: str):
+    client = _chroma_client(url, path)
+    return client.get_or_create_collection(name=name, embedding_function=None,
+                                           metadata={"hnsw:space": "cosine"})
