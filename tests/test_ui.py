@@ -1,0 +1,228 @@
+"""UI handlers with a fake rag.api (fast); the real pipeline is exercised in test_ui_browser.py."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag import api
+from rag.config import Settings
+from rag.types import Answer, Citation, FileError, Hit, IngestReport, Paper, Passage, Source
+from ui import render
+from ui.app import check_bind, parse_auth
+from ui.controller import Controller, build_filters
+from ui.uploads import safe_name, stage
+
+ROOT = Path(__file__).resolve().parents[1]
+EVIL = '<script>alert("x")</script>'
+PASSAGE = "We quantise item embeddings with an RQ-VAE into semantic IDs."
+
+
+def _paper(pid="2511.00001", **kw) -> Paper:
+    base = dict(paper_id=pid, arxiv_id=pid, title=f"Semantic IDs {EVIL}", authors=("Ada Lovelace (Uni)", "Bob <b>"),
+                abstract=f"Intro. {PASSAGE} More text.", tldr_zh="用 RQ-VAE 生成语义 ID。",
+                categories=("cs.IR",), sources=(Source(file="d.txt", date="2025-12-04"),))
+    base.update(kw)
+    return Paper(**base)
+
+
+def _answer(question: str, abstained=False, text="RQ-VAE semantic IDs are used by GenRec [1].") -> Answer:
+    p = _paper()
+    cit = () if abstained else (Citation(1, p.paper_id, p.arxiv_id, p.title, p.url, "abstract", PASSAGE, 0.8),)
+    hit = Hit(1, p.paper_id, p.arxiv_id, p.title, 0.9, (Passage("c1", "abstract", "en", PASSAGE, 0.9),),
+              date="2025-12-04", authors=p.authors)
+    other = Hit(2, "2511.00002", "2511.00002", "Other paper", 0.5, (Passage("c2", "tldr_zh", "zh", "x", 0.5),))
+    return Answer(question, text, abstained, "extractive", None, "minilm-onnx", cit, (hit, other),
+                  timings_ms={"retrieve": 10.0, "answer": 5.0}, reason="offline: no OPENAI_API_KEY or OPENAI_BASE_URL")
+
+
+class FakeApi:
+    def __init__(self):
+        self.calls: list[dict] = []
+        self.ingested: list[list[Path]] = []
+
+    def ask_stream(self, question, settings=None, filters=None, history=None):
+        self.calls.append({"question": question, "filters": filters, "history": list(history or [])})
+        abstain = "nothing" in question
+        text = "CANNOT_ANSWER" if abstain else "RQ-VAE semantic IDs are used by GenRec [1]."
+        for i in range(0, len(text), 7):
+            yield text[i:i + 7]
+        yield _answer(question, abstained=abstain, text=text)
+
+    def papers(self, settings=None):
+        return [_paper(), _paper("2511.00002", title="Other paper", authors=("Zed",), categories=("cs.CL",))]
+
+    def stats(self, settings=None):
+        return {"papers": 2, "chunks": 9, "sources": 1, "embedder": "minilm-onnx"}
+
+    def ingest(self, paths, settings=None, progress=None):
+        paths = list(paths)
+        self.ingested.append(paths)
+        if progress:
+            progress(1, 1, "done")
+        return IngestReport(files=len(paths), papers_new=3, chunks_added=12, seconds=0.5)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    f = FakeApi()
+    for name in ("ask_stream", "papers", "stats", "ingest"):
+        monkeypatch.setattr(api, name, getattr(f, name))
+    return f
+
+
+@pytest.fixture
+def ctl(tmp_path):
+    return Controller(Settings.from_env(index_dir=str(tmp_path / "idx"), answerer="extractive"))
+
+
+def test_ask_streams_then_renders_linked_citation_and_card(fake, ctl):
+    steps = list(ctl.ask("which papers use RQ-VAE semantic IDs", [], top_k=4))
+    streaming = [s for s in steps if "dq-streaming" in s[0][-1]["content"]]
+    assert len(streaming) >= 3  # deltas are shown as they arrive
+    assert "RQ-VAE" in streaming[-1][0][-1]["content"]
+    messages, sources, status, turns, box = steps[-1]
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert 'href="#src-1-1"' in messages[1]["content"] and box == ""
+    assert 'id="src-1-1"' in sources
+    assert 'href="https://arxiv.org/abs/2511.00001"' in sources and 'target="_blank"' in sources
+    assert f"<mark>{PASSAGE}</mark>" in sources  # supporting passage highlighted
+    assert "用 RQ-VAE 生成语义 ID。" in sources and "English abstract" in sources  # EN/ZH toggle
+    assert "digest 2025-12-04" in sources and "Ada Lovelace (Uni)" in sources
+    assert "Also retrieved (not cited): 1" in sources
+    assert "offline: no OPENAI_API_KEY or OPENAI_BASE_URL" in status and "extractive" in status
+    assert fake.calls[0]["filters"].top_k == 4
+    assert len(turns) == 1
+
+
+def test_digest_text_is_escaped(fake, ctl):
+    *_, (messages, sources, _, _, _) = ctl.ask("q", [])
+    assert "<script>" not in sources and "&lt;script&gt;" in sources
+    assert "Bob &lt;b&gt;" in sources
+
+
+def test_follow_up_passes_history_and_keeps_old_cards(fake, ctl):
+    *_, first = ctl.ask("which papers use RQ-VAE semantic IDs", [])
+    *_, second = ctl.ask("and which one is from 2025?", first[3])
+    assert fake.calls[1]["history"] == [("which papers use RQ-VAE semantic IDs",
+                                         "RQ-VAE semantic IDs are used by GenRec [1].")]
+    messages, sources = second[0], second[1]
+    assert len(messages) == 4
+    assert 'href="#src-2-1"' in messages[3]["content"] and 'href="#src-1-1"' in messages[1]["content"]
+    assert 'id="src-2-1"' in sources and 'id="src-1-1"' in sources  # old [n] links still resolve
+
+
+def test_abstained_answer_is_shown_as_such(fake, ctl):
+    *_, (messages, sources, *_rest) = ctl.ask("nothing about this", [])
+    assert "Not answerable from the indexed digests" in messages[-1]["content"]
+    assert "No sources cited." in sources
+
+
+def test_bad_filter_shows_error_and_keeps_question(fake, ctl):
+    *_, (messages, _, _, turns, box) = ctl.ask("q", [], since="04/12/2025")
+    assert "dq-error" in messages[-1]["content"] and "YYYY-MM-DD" in messages[-1]["content"]
+    assert box == "q" and turns == [] and fake.calls == []
+
+
+def test_build_filters():
+    f = build_filters("2025-11-01", " 2025-12-31 ", " cs.IR ", "", 7)
+    assert (f.since, f.until, f.category, f.author, f.top_k) == ("2025-11-01", "2025-12-31", "cs.IR", None, 7)
+    with pytest.raises(ValueError, match="after"):
+        build_filters("2025-12-31", "2025-01-01", "", "", 5)
+
+
+def test_unknown_citation_number_is_not_linked():
+    out = render.linkify_citations("see [1] and [7] and [1, 2]", 3, {1, 2})
+    assert out.count('class="dq-cite"') == 3 and "[7]" in out and 'href="#src-3-2"' in out
+
+
+def test_library_table_search_and_stats(fake, ctl):
+    rows = ctl.table("")
+    assert len(rows) == 2 and rows[0][0] in {"2511.00001", "2511.00002"}
+    assert [r[0] for r in ctl.table("lovelace")] == ["2511.00001"]
+    assert [r[0] for r in ctl.table("2511.00002")] == ["2511.00002"]
+    assert ctl.table("no such words") == []
+    assert ">9<" in ctl.stats_html() and ctl.categories() == ["cs.CL", "cs.IR"]
+
+
+def test_safe_name_blocks_traversal():
+    assert safe_name("../../etc/passwd") == "passwd"
+    assert safe_name("..\\..\\win.ini") == "win.ini"
+    assert safe_name("a b;rm -rf.md") == "a_b_rm_-rf.md"
+    assert safe_name("...") == "upload.txt"
+
+
+def test_stage_copies_inside_uploads_with_unique_names(tmp_path):
+    src = tmp_path / "x.md"
+    src.write_text("# digest\n")
+    a, b = stage(src, "../../x.md", tmp_path / "idx"), stage(src, "x.md", tmp_path / "idx")
+    root = (tmp_path / "idx" / "uploads").resolve()
+    assert a.path.parent == root and b.path.parent == root and a.path != b.path
+    assert a.path.name.endswith("_x.md") and a.path.read_text() == "# digest\n"
+
+
+def _upload(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / "gradio" / name
+    p.parent.mkdir(exist_ok=True)
+    p.write_text(text)
+    return p
+
+
+def test_uploads_type_and_size_are_checked(fake, tmp_path):
+    c = Controller(Settings.from_env(index_dir=str(tmp_path / "idx"), upload_max_mb=0.001))
+    ok = _upload(tmp_path, "day.md", "# arXiv Daily Report - 14-Jul-2025\n")
+    exe = _upload(tmp_path, "evil.exe", "MZ")
+    big = _upload(tmp_path, "big.md", "x" * 5000)
+    html = c.ingest_uploads([str(ok), str(exe), str(big)])
+    assert "evil.exe: unsupported file type" in html and "big.md: file is" in html and "upload limit" in html
+    assert len(fake.ingested) == 1 and [p.name.endswith("_day.md") for p in fake.ingested[0]] == [True]
+    assert "3 new" in html
+
+
+def test_malformed_upload_is_not_ingested_when_check_files_exists(fake, ctl, tmp_path, monkeypatch):
+    def check_files(paths, settings=None):
+        return [FileError(str(p), "no digest format recognised", 1) for p in paths if "bad" in p.name]
+    monkeypatch.setattr(api, "check_files", check_files, raising=False)
+    good = _upload(tmp_path, "good.md", "ok")
+    bad = _upload(tmp_path, "bad.md", "garbage")
+    html = ctl.ingest_uploads([str(good), str(bad)])
+    assert [p.name.endswith("_good.md") for p in fake.ingested[0]] == [True]
+    assert "bad.md:1: no digest format recognised" in html  # user's name, not the staged path
+    assert not list((Path(ctl.settings.index_dir) / "uploads").glob("*_bad.md"))
+
+
+def test_ingest_failures_are_listed_per_file(fake, ctl, tmp_path, monkeypatch):
+    def ingest(paths, settings=None, progress=None):
+        paths = list(paths)
+        return IngestReport(files=1, failures=(FileError(str(paths[0]), "table row has 3 cells", 7),))
+    monkeypatch.setattr(api, "ingest", ingest)
+    html = ctl.ingest_uploads([str(_upload(tmp_path, "day.md", "x"))])
+    assert "day.md:7: table row has 3 cells" in html and "1 problem(s)" in html
+
+
+def test_non_local_host_requires_auth():
+    check_bind("127.0.0.1", None)
+    check_bind("0.0.0.0", ("u", "p"))
+    with pytest.raises(SystemExit, match="--auth"):
+        check_bind("0.0.0.0", None)
+    assert parse_auth("u:p:q") == ("u", "p:q")
+    with pytest.raises(SystemExit):
+        parse_auth("nopassword")
+
+
+def test_rag_and_ui_handlers_do_not_import_gradio():
+    code = ("import sys, rag.api, ui.controller, ui.render, ui.uploads, ui.app; "
+            "assert 'gradio' not in sys.modules, 'gradio imported eagerly'")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_build_app_has_the_three_tabs(tmp_path):
+    from ui.app import build_app
+
+    app = build_app(Settings.from_env(index_dir=str(tmp_path / "idx")))
+    labels = {getattr(b, "label", None) for b in app.blocks.values()}
+    assert {"Chat", "Library", "Eval"} <= labels
+    import os
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
