@@ -12,7 +12,8 @@ Per-question metrics are ``None`` when they do not apply; aggregates average the
 - ``citation_validity``: share of citations whose paper is among the retrieved sources; questions with citations.
 - ``fact_recall``: share of ``facts`` regexes found in the answer text; answerable questions with facts.
 - ``abstention_accuracy``: unanswerable -> abstained, answerable -> not abstained; all questions.
-- ``language_match``: detected answer language == question ``lang``; all questions.
+- ``language_match``: detected answer language == question ``lang`` (CJK chars vs Latin words); all
+  questions except bare ``CANNOT_ANSWER`` abstentions without any text.
 - ``support``: mean citation support (0..1); questions with citations.
 - ``latency_p50_ms`` / ``latency_p95_ms``: over ``timings_ms.total``; all questions.
 """
@@ -31,9 +32,10 @@ METRIC_SCOPE: dict[str, str] = {
     "mrr": "answerable with must", "ndcg@10": "answerable with must",
     "citation_recall": "answerable with must", "citation_precision": "with citations",
     "citation_validity": "with citations", "fact_recall": "answerable with facts",
-    "abstention_accuracy": "all", "language_match": "all", "support": "with citations",
+    "abstention_accuracy": "all", "language_match": "all but bare abstentions", "support": "with citations",
     "latency_p50_ms": "all", "latency_p95_ms": "all",
 }
+RETRIEVAL_METRICS = ("hit@1", "hit@5", "recall@5", "mrr", "ndcg@10")
 QUALITY_METRICS = ("hit@5", "citation_recall", "citation_precision", "fact_recall",
                    "abstention_accuracy", "language_match")
 
@@ -170,7 +172,8 @@ def question_metrics(q: Mapping[str, Any], answer: Mapping[str, Any],
     m["citation_validity"] = citation_validity(cites, sources) if cites else None
     m["fact_recall"] = (sum(fact_hits(facts, answer.get("answer", ""))) / len(facts)) if answerable and facts else None
     m["abstention_accuracy"] = float(is_abstention(answer) != answerable)
-    m["language_match"] = float(detect_lang(answer.get("answer", "")) == q["lang"])
+    lang = detect_lang(answer.get("answer", ""))
+    m["language_match"] = None if lang == "none" and is_abstention(answer) else float(lang == q["lang"])
     sup = [float(c.get("support", 0.0)) for c in cites]
     m["support"] = sum(sup) / len(sup) if sup else None
     m["latency_ms"] = _total_ms(answer)
