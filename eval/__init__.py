@@ -8,15 +8,17 @@ Function API (used by the UI)::
                    out_dir=None,          # None -> runs/<timestamp>
                    corpus=None,           # paths to ingest first (e.g. rag.api.sample_paths())
                    progress=None,         # progress(done, total, message)
-                   temp_index=False,      # True -> a fresh temporary index (use with corpus=...)
-                   limit=None, retrieval_only=False, judge=False)
+                   temp_index=False,      # True -> a fresh temporary index
+                   limit=None, retrieval_only=False, judge=False,
+                   sample_if_empty=True)  # empty index and no corpus -> ingest the bundled sample first
     rep.metrics        # overall {metric: value}; see eval.metrics for definitions and scope
     rep.per_kind       # {kind: {metric: value}}
     rep.per_question   # [{id, kind, question, answer, metrics, missing_must, missing_facts, ...}]
     rep.report_md, rep.plot, rep.report_json, rep.answers   # Paths of the files written
 
 The bundled questions are about the five sample digests: to evaluate a clean system call
-``run_eval(corpus=rag.api.sample_paths(), temp_index=True)``.
+``run_eval(settings=s, temp_index=True)`` (the sample is ingested into a fresh temporary index;
+the user's index is never touched) or point ``settings.index_dir`` at an empty directory.
 
 Question file: JSON Lines of ``{id, question, lang (en|zh), kind, must, gold, facts, answerable}``
 (validated by :func:`eval.questions.load_questions`; bad files are rejected as ``FILE:LINE: problem``).
@@ -25,14 +27,6 @@ CLI: :mod:`eval.cli` (``digestqa eval``). BEIR: :mod:`eval.beir`. CI gate: ``eva
 """
 from __future__ import annotations
 
-from typing import Any
+from .harness import EvalReport, run_eval
 
-
-def run_eval(*args: Any, **kwargs: Any):
-    """See :func:`eval.harness.run_eval` (imported lazily so ``import eval`` stays light)."""
-    from .harness import run_eval as _run
-
-    return _run(*args, **kwargs)
-
-
-__all__ = ["run_eval"]
+__all__ = ["EvalReport", "run_eval"]

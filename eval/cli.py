@@ -99,7 +99,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     corpus, temp = _corpus_plan(args)
     try:
         rep = run_eval(args.questions, settings, args.out, corpus, _progress, temp_index=temp, limit=args.limit,
-                       retrieval_only=args.retrieval_only, judge=args.judge and not unavailable_reason(settings))
+                       retrieval_only=args.retrieval_only, judge=args.judge and not unavailable_reason(settings),
+                       sample_if_empty=False)
     except QuestionFileError as e:
         print(f"error: question file rejected, nothing run:\n{e}", file=sys.stderr)
         return 2

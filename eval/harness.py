@@ -126,6 +126,16 @@ def _ingest(corpus: Iterable[str | Path] | None, settings: Settings, progress: P
             "failures": [str(f) for f in rep.failures], "seconds": round(rep.seconds, 2)}
 
 
+def _sample_if_empty(settings: Settings) -> list[Path] | None:
+    from rag import api
+
+    try:
+        empty = not api.stats(settings).get("papers")
+    except Exception:  # noqa: BLE001 - an unopenable index is reported by the first question
+        return None
+    return api.sample_paths() if empty else None
+
+
 def _run_questions(questions: list[Question], settings: Settings, cat: M.Catalogue, retrieval_only: bool,
                    progress: Progress | None) -> tuple[list[dict], list[dict]]:
     answers, records = [], []
@@ -143,17 +153,23 @@ def _run_questions(questions: list[Question], settings: Settings, cat: M.Catalog
 def run_eval(questions_path: str | Path | None = None, settings: Settings | None = None,
              out_dir: str | Path | None = None, corpus: Iterable[str | Path] | None = None,
              progress: Progress | None = None, *, temp_index: bool = False, limit: int | None = None,
-             retrieval_only: bool = False, judge: bool = False) -> EvalReport:
+             retrieval_only: bool = False, judge: bool = False, sample_if_empty: bool = True) -> EvalReport:
     """Answer every question, score it and write answers.jsonl, report.json, report.md, plot.png.
 
-    ``settings`` None -> ``Settings.from_env()``. ``temp_index`` -> a fresh temporary index
-    (then pass ``corpus``, e.g. ``rag.api.sample_paths()``). ``corpus`` is ingested before answering.
+    ``settings`` None -> ``Settings.from_env()``. ``temp_index`` -> a fresh temporary index.
+    ``corpus`` is ingested before answering; without it an EMPTY index gets the bundled sample
+    (``sample_if_empty``), since the bundled questions are about it. A Settings passed as the first
+    positional argument is accepted too.
     """
     from .report import write_reports
 
+    if isinstance(questions_path, Settings):
+        questions_path, settings = None, questions_path
     questions = load_questions(questions_path)[: limit or None]
     s, tmp = _prepare_settings(settings, temp_index)
     try:
+        if corpus is None and (sample_if_empty or temp_index):
+            corpus = _sample_if_empty(s)
         ingest_info = _ingest(corpus, s, progress)
         cat = build_catalogue(s)
         answers, records = _run_questions(questions, s, cat, retrieval_only, progress)

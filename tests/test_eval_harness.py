@@ -47,7 +47,8 @@ def fake_answer(question: str, quality: str) -> Answer:
 
 @pytest.fixture
 def fake_api(monkeypatch, tmp_path):
-    state = {"quality": "good", "ingested": []}
+    state = {"quality": "good", "ingested": [], "papers": 8}
+    monkeypatch.setattr(api, "stats", lambda s=None: {"papers": state["papers"]})
     monkeypatch.setattr(api, "ask", lambda q, s=None, f=None, h=None: fake_answer(q, state["quality"]))
     monkeypatch.setattr(api, "papers", lambda s=None: [
         Paper("2508.15281", "Recommender systems", arxiv_id="2508.15281", linked_ids=("t-mmq",),
@@ -76,6 +77,13 @@ def test_run_eval_writes_every_file(fake_api, tmp_path):
     assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
     md = rep.report_md.read_text(encoding="utf-8")
     assert "## Overall" in md and "## Per kind" in md and "## Worst 10 questions" in md
+
+
+def test_ui_style_call_on_an_empty_index_ingests_the_sample(fake_api, tmp_path):
+    fake_api["papers"] = 0
+    rep = run_eval(fake_api["settings"], out_dir=tmp_path / "ui")  # Settings as first positional argument
+    assert [p.name for p in fake_api["ingested"][-1]] == [p.name for p in api.sample_paths()]
+    assert len(rep.per_question) == len(__import__("eval.questions", fromlist=["x"]).load_questions())
 
 
 def test_bad_answers_lower_metrics_and_show_what_is_missing(fake_api, tmp_path):
