@@ -226,3 +226,55 @@ def test_build_app_has_the_three_tabs(tmp_path):
     assert {"Chat", "Library", "Eval"} <= labels
     import os
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
+
+
+def test_eval_tab_runs_on_sample_in_temp_index(monkeypatch, tmp_path):
+    import eval as eval_pkg
+    from ui.evaltab import run_eval_ui
+
+    seen = {}
+
+    class Rep:
+        metrics = {"recall@5": 0.9}
+        report_md = tmp_path / "report.md"
+        plot = tmp_path / "plot.png"
+
+    def fake_run_eval(**kw):
+        seen.update(kw)
+        Rep.report_md.write_text("| metric | value |\n|---|---|\n| recall@5 | 0.900 |\n")
+        Rep.plot.write_bytes(b"\x89PNG")
+        return Rep
+
+    monkeypatch.setattr(eval_pkg, "run_eval", fake_run_eval)
+    s = Settings.from_env(index_dir=str(tmp_path / "user-index"))
+    md, png = run_eval_ui(s, limit=10)
+    assert "recall@5 | 0.900" in md and png == str(Rep.plot)
+    assert seen["temp_index"] is True and seen["limit"] == 10
+    assert [Path(p).name for p in seen["corpus"]] == [p.name for p in api.sample_paths()]
+    assert not (tmp_path / "user-index").exists()
+
+
+def test_launch_serves_locally_with_upload_limit(fake, tmp_path):
+    """In-process launch on a free port (conftest fails the session on any outbound connect)."""
+    import json
+    import socket
+    import urllib.request
+
+    from ui.app import launch
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(SystemExit, match="without a login"):
+        launch(Settings.from_env(index_dir=str(tmp_path / "i")), host="0.0.0.0", port=port)
+    app = launch(Settings.from_env(index_dir=str(tmp_path / "i")), port=port, upload_max_mb=3,
+                 prevent_thread_lock=True, quiet=True)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=30) as r:
+            config = json.loads(r.read())
+        assert config["max_file_size"] == 3 * 1024 * 1024
+        assert app.server_name == "127.0.0.1"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:
+            assert r.status == 200 and b"digestqa" in r.read()
+    finally:
+        app.close()

@@ -92,7 +92,7 @@ def check_bind(host: str, auth: tuple[str, str] | None) -> None:
 
 
 # -- layout ------------------------------------------------------------------------------------
-def _chat_tab(gr, ctl: Controller) -> Any:
+def _chat_tab(gr, ctl: Controller, status: Any) -> Any:
     turns = gr.State([])
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=420):
@@ -118,7 +118,6 @@ def _chat_tab(gr, ctl: Controller) -> Any:
         with gr.Column(scale=2, min_width=360):
             gr.Markdown("### Sources")
             sources = gr.HTML(render.sources_panel_html([], {}), elem_id="dq-sources", js_on_load=None)
-    status = gr.HTML(ctl.status(), elem_id="dq-status", js_on_load=None)
     inputs = [box, turns, since, until, category, author, top_k]
     outputs = [chat, sources, status, turns, box]
     for trigger in (ask_btn.click, box.submit):
@@ -167,10 +166,17 @@ def _eval_tab(gr, ctl: Controller) -> None:
     from .evaltab import describe_eval, run_eval_ui
 
     gr.Markdown(describe_eval())
-    run = gr.Button("Run eval on the bundled sample", variant="primary", elem_id="dq-eval-run")
-    out = gr.Markdown(elem_id="dq-eval-report")
-    plot = gr.Image(label="Eval plot", type="filepath", interactive=False, elem_id="dq-eval-plot")
-    run.click(lambda: run_eval_ui(ctl.settings), None, [out, plot], concurrency_limit=1)
+    with gr.Row():
+        limit = gr.Slider(0, 100, value=0, step=5, label="Questions to run (0 = the whole set)", scale=3)
+        run = gr.Button("Run eval on the bundled sample", variant="primary", elem_id="dq-eval-run", scale=1)
+    with gr.Row(equal_height=False):
+        out = gr.Markdown(elem_id="dq-eval-report")
+        plot = gr.Image(label="Eval plot", type="filepath", interactive=False, elem_id="dq-eval-plot")
+
+    def do_eval(n, progress=gr.Progress()):
+        return run_eval_ui(ctl.settings, int(n or 0), lambda d, t, m: progress((d, t or None), desc=m))
+
+    run.click(do_eval, limit, [out, plot], concurrency_limit=1)
 
 
 def build_app(settings: Settings | None = None) -> Any:
@@ -180,9 +186,10 @@ def build_app(settings: Settings | None = None) -> Any:
     with gr.Blocks(title="digestqa", analytics_enabled=False) as app:
         gr.HTML('<div class="dq-header"><h1>digestqa</h1><span>Ask your arXiv digests — every claim cites '
                 'its paper.</span></div>', js_on_load=None)
+        status = gr.HTML(ctl.status(), elem_id="dq-status", js_on_load=None)
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
-                category = _chat_tab(gr, ctl)
+                category = _chat_tab(gr, ctl, status)
             with gr.Tab("Library", id="library"):
                 search, table, stats = _library_tab(gr, ctl)
             with gr.Tab("Eval", id="eval"):

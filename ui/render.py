@@ -141,7 +141,7 @@ def citation_card(c: Citation, turn: int, paper: Paper | None, hit: Hit | None) 
     label = FIELD_LABELS.get(c.field, c.field)
     support = (f'<div class="dq-support"><div class="dq-label">Supporting passage ({esc(label)}, support '
                f'{c.support:.2f})</div><mark>{esc(c.passage)}</mark></div>')
-    return (f'<div class="dq-card" id="{cid}" data-paper="{esc(c.paper_id)}">'
+    return (f'<div class="dq-card" id="{cid}" data-paper="{esc(c.paper_id)}" data-arxiv="{esc(c.arxiv_id or "")}">'
             f'<div class="dq-head"><span class="dq-n">[{c.n}]</span>{_title_link(c.title, c.arxiv_id)}</div>'
             f'{_meta(paper, hit)}{support}{_toggle(cid + "-lang", paper, c.passage)}</div>')
 
@@ -191,5 +191,5 @@ def status_html(info: Mapping[str, object], answer: Answer | None = None) -> str
         total = sum(answer.timings_ms.values()) if answer.timings_ms else None
         took = f" in {total:.0f} ms" if total else ""
         bits.append(f"<b>Last answer:</b> {esc(answer.answerer)}{took}"
-                    + (f" — {esc(answer.reason)}" if answer.reason else ""))
+                    + (f" — {esc(answer.reason)}" if answer.reason and answer.reason != info.get("reason") else ""))
     return '<div class="dq-status">' + " · ".join(bits) + "</div>"
