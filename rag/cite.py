@@ -99,8 +99,9 @@ def overlap(sentence: str, passage: str) -> float:
 def _best_passage(sentences: list[str], hit: Hit) -> tuple[str, str, float]:
     """(field, passage text, support) of the hit passage best supporting the citing sentences."""
     best = ("", "", -1.0)
+    head = "\n".join([hit.title, hit.arxiv_id or "", ", ".join(hit.authors), hit.date or "", " ".join(hit.categories)])
     for p in hit.passages:
-        ref = f"{hit.title}\n{hit.arxiv_id or ''}\n{p.text}"
+        ref = f"{head}\n{p.text}"
         score = sum(overlap(s, ref) for s in sentences) / len(sentences)
         if score > best[2]:
             best = (p.field, p.text, score)

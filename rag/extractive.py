@@ -69,7 +69,8 @@ _CONTRAST = re.compile(r"\b(?:unlike|instead of|rather than|in contrast to|as op
 _INJECTION = re.compile(
     r"\b(?:ignore|disregard|forget|override)\b[^.。]{0,40}\b(?:instructions?|prompts?|rules?|context|above|"
     r"previous|prior)\b|\bsystem prompt\b|\byou are now\b|\bact as\b|\bnew instructions?\b|"
-    r"\b(?:respond|reply|answer|output|say)\s+(?:only\s+)?(?:with\s+)?(?:the\s+word\s+)?[\"'“]|"
+    r"\b(?:respond|reply|answer|output|say|print)\s+(?:only\s+)?(?:with\s+)?(?:the\s+word\s+)?[\"'“]|"
+    r"\b(?:respond|reply|output|print)\s+only\b|\bignore\s+(?:the|this|your|any|all)\s+(?:question|user|system)|"
     r"忽略.{0,12}(?:指令|指示|提示|要求|说明)|无视.{0,12}(?:指令|指示)|你现在是", re.I)
 _MAX_SENT_CHARS = 420
 
