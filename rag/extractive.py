@@ -97,7 +97,33 @@ def _is_strong(tok: str, first: bool) -> bool:
         return True
     if any(c.isupper() for c in tok[1:]) and tok.rstrip("s").lower() not in GENERIC:
         return True
+    return False
+
+
+def _is_name(tok: str, first: bool) -> bool:
+    """A capitalised word inside the question (Douyin, Taobao, Search): weighted up, but not required."""
     return tok[0].isupper() and not first and tok.lower() not in GENERIC
+
+
+_MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
+_DATES = (
+    (re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b"), lambda g: (g[0], g[1], g[2])),
+    (re.compile(r"\b(\d{1,2})[- ]([A-Za-z]{3})[a-z]*[- ,]+(\d{4})\b"), lambda g: (g[2], _MONTHS.get(g[1].lower()[:3]), g[0])),
+    (re.compile(r"\b([A-Za-z]{3})[a-z]* (\d{1,2}),? (\d{4})\b"), lambda g: (g[2], _MONTHS.get(g[0].lower()[:3]), g[1])),
+    (re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日?"), lambda g: (g[0], g[1], g[2])),
+)
+
+
+def _date_terms(question: str) -> tuple[list[Term], str]:
+    """ISO-normalised date terms (matched against source dates) and the question without them."""
+    out = []
+    for rx, parts in _DATES:
+        for m in rx.finditer(question):
+            y, mo, d = parts(m.groups())
+            if mo:
+                out.append(Term(m.group(0), f"{int(y):04d}-{int(mo):02d}-{int(d):02d}", "strong"))
+        question = rx.sub(" ", question)
+    return out, question
 
 
 def _stem(word: str) -> str:
@@ -120,15 +146,18 @@ def _acronym_part(tok: str) -> str:
 def _ascii_terms(question: str) -> list[Term]:
     """Strong and weak terms from the Latin-script part of the question."""
     q = unicodedata.normalize("NFKC", _LATEX_SUP.sub(r"\1", question))
-    out: list[Term] = []
+    out, q = _date_terms(q)
     for i, m in enumerate(_TOKEN.finditer(q)):
         tok = m.group(0).strip(".'’-/")
         low = norm(tok)
         if not tok or low in STOP or low in GENERIC or low.rstrip("s") in GENERIC:
             continue
-        if _is_strong(tok, first=(m.start() == 0 or i == 0)):
+        first = m.start() == 0 or i == 0
+        if _is_strong(tok, first):
             key = low[:-1] if tok.endswith("s") and tok[:-1].isupper() and len(tok) > 2 else low
             out.append(Term(tok, key, "strong", _acronym_part(tok) if "-" in tok else ""))
+        elif _is_name(tok, first) and low.isalpha():
+            out.append(Term(tok, low, "name"))
         elif len(low) >= 3 and low.isalpha():
             out.append(Term(tok, _stem(low), "weak"))
     return out
@@ -194,7 +223,7 @@ def find(term: Term, hay: str) -> int:
     """Position where ``term`` is covered in normalised text ``hay``, else -1."""
     if term.kind == "cjk":
         return hay.find(term.key)
-    if term.kind == "weak":
+    if term.kind in ("weak", "name"):
         m = re.search(r"(?<![a-z0-9])" + re.escape(term.key), hay)
         return m.start() if m else -1
     pos = _bounded(term.key, hay)
@@ -244,7 +273,7 @@ def is_instruction(sentence: str) -> bool:
 
 def _evidence(hit: Hit, index: int) -> SourceEvidence:
     """Sentences (instruction-like ones removed) and the header text of one hit."""
-    head = norm(" ".join([hit.title, hit.arxiv_id or "", " ".join(hit.authors)]))
+    head = norm(" ".join([hit.title, hit.arxiv_id or "", " ".join(hit.authors), hit.date or ""]))
     sents: list[Sentence] = []
     seen: set[str] = set()
     for p in hit.passages:
@@ -299,7 +328,7 @@ def _weights(terms: list[Term], evs: list[SourceEvidence]) -> dict[str, float]:
     out = {}
     for t in terms:
         df = sum(1 for e in evs if t.key in e.covered)
-        out[t.key] = math.log(1 + (n + 1) / (df + 0.5)) * (2.0 if t.kind == "strong" else 1.0)
+        out[t.key] = math.log(1 + (n + 1) / (df + 0.5)) * {"strong": 2.0, "name": 1.5}.get(t.kind, 1.0)
     return out
 
 
