@@ -1,0 +1,185 @@
+"""Turn merged papers into indexed chunks: one per text field, token windows for long fields.
+
+Token counts use cl100k_base loaded from the bundled rag/data/tiktoken file (never downloaded).
+Fields longer than ``settings.chunk_tokens`` are split by llama-index's SentenceSplitter at sentence
+boundaries (English . ! ? and Chinese 。！？), then clauses (, ; ，；), then words/characters, with
+``settings.chunk_overlap`` tokens of overlap between consecutive windows.
+"""
+from __future__ import annotations
+
+import base64
+import gc
+import hashlib
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+
+import tiktoken
+from tiktoken.load import load_tiktoken_bpe
+
+from rag.config import Settings
+from rag.types import TEXT_FIELDS, Chunk, Paper
+
+TIKTOKEN_FILE = Path(__file__).resolve().parent / "data" / "tiktoken" / "cl100k_base.tiktoken"
+TIKTOKEN_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
+# cl100k_base constants, as in tiktoken_ext.openai_public (checked against it in tests).
+CL100K_PAT = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+              r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s""")
+CL100K_SPECIAL = {"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
+                  "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276}
+MAX_AUTHORS_CHARS = 990
+# Sentence ends: Chinese terminators (+ closing quote) with any following space, or English
+# terminators followed by whitespace. Pieces keep their whitespace so they re-join losslessly.
+_SENT_BOUNDARY = re.compile(r"[。！？]+[”’」』）)]*\s*|[.!?]+[\"'”’)\]]*\s+|\n+")
+_CLAUSES = "[^,.;，；。？！]+[,.;，；。？！]?|[,.;，；。？！]"
+_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
+_AFFIL = re.compile(r"\s*\([^()]*\)")
+
+
+# ---------------------------------------------------------------- tokenizer
+
+def _read_ranks(path: Path) -> dict[bytes, int]:
+    """Parse a .tiktoken file ourselves (used only if tiktoken's cache dir is unwritable)."""
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != TIKTOKEN_SHA256:
+        raise ValueError(f"{path}: cl100k_base file is corrupt (sha256 mismatch); reinstall digestqa")
+    return {base64.b64decode(tok): int(rank) for tok, rank in (l.split() for l in data.splitlines() if l)}
+
+
+@lru_cache(maxsize=1)
+def encoding() -> tiktoken.Encoding:
+    """cl100k_base from the bundled BPE file (hash-checked, offline)."""
+    try:
+        ranks = load_tiktoken_bpe(str(TIKTOKEN_FILE), expected_hash=TIKTOKEN_SHA256)
+    except OSError:  # e.g. read-only TIKTOKEN_CACHE_DIR: tiktoken fails to copy the file there
+        ranks = _read_ranks(TIKTOKEN_FILE)
+    return tiktoken.Encoding(name="cl100k_base", pat_str=CL100K_PAT, mergeable_ranks=ranks,
+                             special_tokens=CL100K_SPECIAL)
+
+
+@lru_cache(maxsize=4096)
+def _encode(text: str) -> list[int]:
+    """Token ids of `text` (special-token text is treated as plain text)."""
+    return encoding().encode_ordinary(text)
+
+
+def count_tokens(text: str) -> int:
+    return len(_encode(text))
+
+
+# ---------------------------------------------------------------- splitting
+
+def sentence_pieces(text: str) -> list[str]:
+    """Sentences with their trailing whitespace kept ("".join(pieces) == text)."""
+    out, start = [], 0
+    for m in _SENT_BOUNDARY.finditer(text):
+        if m.end() > start:
+            out.append(text[start:m.end()])
+            start = m.end()
+    if start < len(text):
+        out.append(text[start:])
+    return out
+
+
+@lru_cache(maxsize=8)
+def _splitter(chunk_size: int, overlap: int):
+    from llama_index.core.node_parser import SentenceSplitter
+
+    return SentenceSplitter(chunk_size=chunk_size, chunk_overlap=overlap, tokenizer=_encode,
+                            chunking_tokenizer_fn=sentence_pieces, secondary_chunking_regex=_CLAUSES,
+                            paragraph_separator="\n\n\n", include_metadata=False,
+                            include_prev_next_rel=False)
+
+
+def _token_windows(text: str, size: int, overlap: int) -> list[str]:
+    """Last resort: fixed token windows (only if sentence splitting cannot meet the limit)."""
+    ids = _encode(text)
+    step = max(1, size - overlap)
+    return [encoding().decode(ids[i:i + size]).strip() for i in range(0, max(1, len(ids) - overlap), step)]
+
+
+def split_text(text: str, max_tokens: int, overlap: int) -> list[str]:
+    """Passages of at most `max_tokens` tokens; short texts are returned whole without splitting."""
+    if count_tokens(text) <= max_tokens:
+        return [text]
+    overlap = min(overlap, max_tokens // 2)
+    size = max_tokens
+    for _ in range(4):  # joined pieces can tokenise a little longer than their parts: shrink and retry
+        try:
+            parts = _splitter(size, min(overlap, size // 2)).split_text(text)
+        except ValueError:
+            break
+        longest = max((count_tokens(p) for p in parts), default=0)
+        if longest <= max_tokens:
+            return [p for p in parts if p]
+        size -= max(2, longest - max_tokens)
+    return [p for p in _token_windows(text, max_tokens, overlap) if p]
+
+
+# ---------------------------------------------------------------- chunks
+
+def _authors(paper: Paper) -> str:
+    """Comma-joined authors (< 1000 chars): with affiliations if they fit, else names only."""
+    full = ", ".join(paper.authors)
+    if len(full) <= MAX_AUTHORS_CHARS:
+        return full
+    names = ", ".join(_AFFIL.sub("", a).strip() for a in paper.authors)
+    if len(names) <= MAX_AUTHORS_CHARS:
+        return names
+    cut = names.rfind(", ", 0, MAX_AUTHORS_CHARS - 8)
+    return names[:cut if cut > 0 else MAX_AUTHORS_CHARS - 8] + ", et al."
+
+
+def date_int(date: str | None) -> int:
+    """20251120 for "2025-11-20"; 0 when unknown (for numeric range filters)."""
+    m = _DATE.match(date or "")
+    return int("".join(m.groups())) if m else 0
+
+
+def paper_metadata(paper: Paper) -> dict[str, str | int]:
+    """Chroma-safe metadata shared by every chunk of a paper (no None, no lists)."""
+    date = paper.date or ""
+    return {"paper_id": paper.paper_id, "arxiv_id": paper.arxiv_id or "", "title": paper.title or "",
+            "date": date, "date_int": date_int(date), "categories": ",".join(paper.categories),
+            "authors": _authors(paper)}
+
+
+def _content_hash(embed_text: str, meta: dict) -> str:
+    h = hashlib.sha1(embed_text.encode("utf-8"))
+    for k in sorted(meta):
+        h.update(f"\x1f{k}={meta[k]}".encode("utf-8"))
+    return h.hexdigest()
+
+
+def _make_chunk(paper: Paper, base: dict, field: str, i: int, passage: str) -> Chunk:
+    lang = TEXT_FIELDS[field]
+    meta = {**base, "field": field, "lang": lang, "chunk": i}
+    embed = f"{paper.title}\n{passage}" if paper.title else passage
+    return Chunk(chunk_id=f"{paper.paper_id}:{field}:{i}", paper_id=paper.paper_id, field=field,
+                 lang=lang, text=passage, embed_text=embed, content_hash=_content_hash(embed, meta),
+                 metadata=meta)
+
+
+def chunk_paper(paper: Paper, settings: Settings) -> list[Chunk]:
+    """One chunk per non-empty text field; fields over settings.chunk_tokens become windows."""
+    base = paper_metadata(paper)
+    out: list[Chunk] = []
+    for field in TEXT_FIELDS:
+        text = (getattr(paper, field) or "").strip()
+        if not text:
+            continue
+        for i, passage in enumerate(split_text(text, settings.chunk_tokens, settings.chunk_overlap)):
+            out.append(_make_chunk(paper, base, field, i, passage))
+    return out
+
+
+def chunk_papers(papers: Iterable[Paper], settings: Settings) -> list[Chunk]:
+    """Chunks of many papers, in input order (cyclic GC paused while building them)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        return [c for p in papers for c in chunk_paper(p, settings)]
+    finally:
+        if was:
+            gc.enable()
