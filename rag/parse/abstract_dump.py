@@ -17,11 +17,14 @@ ID line. The ID (or DOI) is glued to the START of the next abstract on the same 
 - Comments: a line between abstract and ID is a comment if it is short (<= 300 chars) and
   looks like venue/pages text (pages, figures, accepted, submit, proceedings, conference,
   ``KDD'25``, a year, ...). Other extra lines are further abstract paragraphs.
-- Display title (title_derived=True): the method name the abstract introduces, as the SHORT
-  name only: ``named/termed/called/dubbed X``, else ``we propose/introduce/present ... (ACR)``
-  -> ACR, else a coined name right after the verb (``REG4Rec``, ``ShoppingBench``); otherwise a
-  short phrase from the key sentence (``This paper presents a novel attention mechanism`` ->
-  ``A novel attention mechanism``); last resort the first words of the abstract.
+- Display title (title_derived=True): the SHORT name of the method the abstract introduces
+  (``MMQ``, not ``Multimodal Mixture-of-Quantization (MMQ)``). Sentences are scanned in order
+  and the first sentence that names a method wins; within a sentence: ``named/termed/called/
+  dubbed X``, then a coined name right after ``we propose/introduce/present/develop``
+  (``REG4Rec``, ``ShoppingBench``), then ``we propose ... Long Name (ACR)`` -> ``ACR``. A name
+  counts as coined if it has 2+ capitals or a capital and a digit. Otherwise a short phrase
+  from the key sentence (``This paper presents a novel attention mechanism`` -> ``A novel
+  attention mechanism``); last resort the first ten words of the abstract.
 """
 from __future__ import annotations
 

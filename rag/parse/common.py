@@ -15,6 +15,7 @@ PROVENANCE_FIELDS = (
     "title", "authors", "abstract", "tldr_en", "tldr_zh", "motivation_zh", "method_zh",
     "result_zh", "conclusion_zh", "categories", "comment", "doi", "code_url", "published",
 )
+_PROV_SET = frozenset(PROVENANCE_FIELDS)
 MONTHS = {m: i for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
 _NAME_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
@@ -90,8 +91,8 @@ def make_paper(fields: dict[str, Any], source: Source, extra: list[tuple[str, st
         if k in clean and type(clean[k]) is not tuple:
             clean[k] = tuple(clean[k])
     title = clean.pop("title", "")
-    aid = strip_version(arxiv_id) if arxiv_id else None
-    prov = tuple([(f, source) for f in PROVENANCE_FIELDS if f in clean])
+    aid = (strip_version(arxiv_id) if "v" in arxiv_id else arxiv_id.strip()) if arxiv_id else None
+    prov = tuple([(f, source) for f in clean if f in _PROV_SET])
     if title:
         prov = (("title", source),) + prov
     return Paper(paper_id=aid or title_id(title), title=title, arxiv_id=aid, sources=(source,),
