@@ -56,7 +56,7 @@ _META = (  # question cue -> metadata line of a source that answers it
     (re.compile(r"\b(?:category|categories|field)\b|类别|分类|领域", re.I), "categories"),
     (re.compile(r"\barxiv\s*id\b|编号", re.I), "arxiv"),
 )
-_ZH_STOP_PHRASES = ("哪些", "哪篇", "哪几篇", "哪个", "哪一篇", "什么", "论文", "文章", "工作", "方法", "是否", "如何",
+_ZH_STOP_PHRASES = ("可以", "哪些", "哪篇", "哪几篇", "哪个", "哪一篇", "什么", "论文", "文章", "工作", "方法", "是否", "如何",
                     "怎么", "怎样", "多少", "使用", "采用", "利用", "提出", "研究", "模型", "有没有", "有哪些", "请问",
                     "介绍", "一下", "这篇", "那篇", "它们", "他们", "我们", "主要", "相关", "哪里", "分别", "以及")
 _ZH_STOP_CHARS = "的了在是有吗呢和与及或中上下把被对为其这那哪个篇些啥嘛吧呀用于从到也都就还并而且所"
@@ -89,6 +89,7 @@ class Term:
     key: str  # normalised form matched against normalised text
     kind: str  # "strong" | "weak" | "cjk"
     acronym: str = ""  # first all-caps part of a compound, expandable to word initials
+    span: tuple[int, ...] = ()  # Chinese bigrams: the question character positions they stand for
 
 
 def _is_strong(tok: str, first: bool) -> bool:
@@ -166,13 +167,21 @@ def _ascii_terms(question: str) -> list[Term]:
 def _cjk_terms(question: str) -> list[Term]:
     """Chinese bigrams after dropping question words and function characters."""
     out: list[Term] = []
-    for run in _CJK_RUN.findall(question):
-        for phrase in _ZH_STOP_PHRASES:
-            run = run.replace(phrase, " ")
-        pieces = re.split("[" + _ZH_STOP_CHARS + r"\s]+", run)
-        for piece in (p for p in pieces if len(p) >= 2):
-            out.extend(Term(piece[i:i + 2], piece[i:i + 2], "cjk") for i in range(len(piece) - 1))
+    text = " ".join(_CJK_RUN.findall(question))
+    for phrase in _ZH_STOP_PHRASES:
+        text = text.replace(phrase, " " * len(phrase))
+    for m in re.finditer("[^" + _ZH_STOP_CHARS + r"\s]{2,}", text):
+        piece, at = m.group(0), m.start()
+        out.extend(Term(piece[i:i + 2], piece[i:i + 2], "cjk", span=(at + i, at + i + 1))
+                   for i in range(len(piece) - 1))
     return out
+
+
+def cjk_share(terms: list[Term], keys: set[str]) -> float:
+    """Share of the question's Chinese content characters inside covered bigrams (1.0 if none)."""
+    chars = {c for t in terms if t.kind == "cjk" for c in t.span}
+    got = {c for t in terms if t.kind == "cjk" and t.key in keys for c in t.span}
+    return len(got) / len(chars) if chars else 1.0
 
 
 def salient_terms(question: str) -> list[Term]:
@@ -264,6 +273,10 @@ class SourceEvidence:
     covered: set[str] = field(default_factory=set)
     contrast: set[str] = field(default_factory=set)  # strong keys mentioned only in contrast
     in_head: set[str] = field(default_factory=set)  # keys found in the title/ids/authors
+
+    @property
+    def has_zh(self) -> bool:
+        return any(s.lang == "zh" for s in self.sentences)
 
 
 def is_instruction(sentence: str) -> bool:
@@ -420,8 +433,11 @@ def _missing(terms: list[Term], evs: list[SourceEvidence]) -> list[str]:
     strong = [t.text for t in terms if t.kind == "strong" and t.key not in union]
     if strong:
         return strong
-    flat = {t.key: 1.0 for t in terms}
-    if terms and _coverage(union, flat) < 0.5:
+    latin = [t for t in terms if t.kind != "cjk"]
+    latin_share = sum(t.key in union for t in latin) / len(latin) if latin else 1.0
+    has_strong = any(t.kind == "strong" for t in terms)
+    zh_share = 1.0 if has_strong else cjk_share(terms, union)  # named terms carry cross-lingual questions
+    if latin_share < 0.5 or zh_share < 0.5:
         return [t.text for t in terms if t.key not in union]
     return []
 
@@ -478,8 +494,11 @@ def _best_lines(terms: list[Term], evs: list[SourceEvidence], w: dict[str, float
 
 def _enough_rest(terms: list[Term], ev: SourceEvidence, share: float = 0.4) -> bool:
     """A source answering alone must also cover part of the question's other (weak/Chinese) terms."""
-    rest = [t.key for t in terms if t.kind != "strong"]
-    return not rest or sum(k in ev.covered for k in rest) / len(rest) >= share
+    rest = [t.key for t in terms if t.kind in ("weak", "name")]
+    if rest and sum(k in ev.covered for k in rest) / len(rest) < share:
+        return False
+    has_strong = any(t.kind == "strong" for t in terms)
+    return (has_strong and not ev.has_zh) or cjk_share(terms, ev.covered) >= share
 
 
 def _strong_ok_any(terms: list[Term], ev: SourceEvidence, evs: list[SourceEvidence]) -> bool:
