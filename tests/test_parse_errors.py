@@ -144,3 +144,11 @@ def test_crlf_and_bom_tolerated(tmp_path):
     r = parse_file(f)
     assert r.errors == () and len(r.papers) == 4
     assert r.papers[0].authors == ("Haofeng Huang", "Ling Gai")
+
+
+def test_single_truncated_json_line_is_reported_as_jsonl(tmp_path):
+    f = tmp_path / "cut.jsonl"
+    f.write_text('{"id": "2601.00001", "title": "Cut', encoding="utf-8")
+    r = parse_file(f)
+    assert r.format == "jsonl" and r.papers == ()
+    assert [(e.line, "invalid JSON" in e.message) for e in r.errors] == [(1, True)]

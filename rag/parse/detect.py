@@ -15,6 +15,7 @@ _PAGE_FIELD = re.compile(r"^- (URL|Title|Authors|Abstract summary|Abstract|Score
 _PAGE_RELATED = re.compile(r"^arXiv Detail & Related papers \(", re.M)
 _DUMP_ID = re.compile(r"^arXiv:(?:\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})", re.M)
 _JSON_KEYS = {"id", "title", "summary", "abstract", "authors", "abs"}
+_JSON_KEY_TEXT = re.compile(r'^\s*\{\s*"(?:id|title|summary|abstract|authors|abs)"\s*:')
 
 
 def detect_format(text: str) -> str | None:
@@ -42,7 +43,8 @@ def _is_jsonl(head: str) -> bool:
     for ln in lines:
         try:
             obj = json.loads(ln)
-        except ValueError:
+        except ValueError:  # a truncated record still counts if it shows paper keys
+            good += bool(_JSON_KEY_TEXT.search(ln))
             continue
         good += isinstance(obj, dict) and bool(_JSON_KEYS & obj.keys())
     return good >= 1
