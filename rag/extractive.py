@@ -47,7 +47,7 @@ model models framework frameworks system systems technique techniques propose pr
 result results use using used based new novel existing task tasks problem problems way ways kind type types
 digest digests arxiv source sources mention mentions mentioned report reports reported present presents
 achieve achieves achieved perform performs performance better best good improve improves improved improvement
-id ids thing things something anything data company companies affiliated affiliation venue conference
+id ids thing things something anything data main category categories company companies affiliated affiliation venue conference
 published publish accepted date dates submitted listed first last stand stands called name named number kind
 introduce introduces introduced construct constructs build builds built design designs designed""".split())
 _META = (  # question cue -> metadata line of a source that answers it
@@ -149,7 +149,7 @@ def _ascii_terms(question: str) -> list[Term]:
     q = unicodedata.normalize("NFKC", _LATEX_SUP.sub(r"\1", question))
     out, q = _date_terms(q)
     for i, m in enumerate(_TOKEN.finditer(q)):
-        tok = m.group(0).strip(".'’-/")
+        tok = re.sub(r"['’]s$", "", m.group(0)).strip(".'’-/")
         low = norm(tok)
         if not tok or low in STOP or low in GENERIC or low.rstrip("s") in GENERIC:
             continue
@@ -295,9 +295,7 @@ def _evidence(hit: Hit, index: int) -> SourceEvidence:
                 continue
             seen.add(s)
             lang = "zh" if _CJK.search(s) else "en"
-            shown = display(s)
-            shown = shown if len(shown) <= _MAX_SENT_CHARS else shown[:_MAX_SENT_CHARS] + "…"
-            sents.append(Sentence(shown, index, lang, norm(s)))
+            sents.append(Sentence(display(s), index, lang, norm(s)))
     return SourceEvidence(hit, index, head, sents)
 
 
@@ -454,10 +452,19 @@ def _best_sentence(ev: SourceEvidence, prefer: set[str]) -> Sentence | None:
     return max(cands, key=lambda s: (s.meta, bool(prefer & s.matched.keys()), s.score, -ev.sentences.index(s)))
 
 
+def _applicable(w: dict[str, float], terms: list[Term], ev: SourceEvidence) -> dict[str, float]:
+    """Term weights a source can be judged on: Chinese terms are moot for an English-only source
+    when named terms carry the question."""
+    if ev.has_zh or not any(t.kind == "strong" for t in terms):
+        return w
+    cjk = {t.key for t in terms if t.kind == "cjk"}
+    return {k: v for k, v in w.items() if k not in cjk}
+
+
 def _list_lines(terms: list[Term], evs: list[SourceEvidence], w: dict[str, float]):
     """Every source covering the strong terms and enough of the rest, best first."""
     strong = {t.key for t in terms if t.kind == "strong"}
-    covs = {e.index: _coverage(e.covered, w) for e in evs}
+    covs = {e.index: _coverage(e.covered, _applicable(w, terms, e)) for e in evs}
     best = max(covs.values())
     lines = []
     for ev in evs:
@@ -557,9 +564,13 @@ def _clip(s: Sentence, limit: int = 300) -> str:
     clauses = [c.strip() for c in re.split(r"(?<=[;；])\s*", s.text) if c.strip()]
     keep = [i for i, c in enumerate(clauses) if s.matched and any(_hits_clause(k, c) for k in s.matched)]
     if len(clauses) < 2 or not keep:
-        return s.text
+        return _cut(s.text)
     text = " … ".join(clauses[i].rstrip(";；") for i in keep)
-    return ("… " if keep[0] > 0 else "") + text + (" …" if keep[-1] < len(clauses) - 1 else "")
+    return _cut(("… " if keep[0] > 0 else "") + text + (" …" if keep[-1] < len(clauses) - 1 else ""))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _MAX_SENT_CHARS else text[:_MAX_SENT_CHARS].rstrip() + "…"
 
 
 def _hits_clause(key: str, clause: str) -> bool:
