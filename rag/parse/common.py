@@ -73,8 +73,8 @@ def is_placeholder(text: Any) -> bool:
     if not isinstance(text, str):
         return text is None or not str(text).strip()
     n = len(text)
-    if n >= 300 or n >= 60 and _CJK.search(text):  # fast path: real summaries
-        return False
+    if n >= 300 or n >= 60 and not text.isascii() and _CJK.search(text, 0, 40):
+        return False  # fast path: real (Chinese) summaries
     t = text.strip()
     if len(t) < 16 and t.lower().strip(".!。") in _PLACEHOLDER_WORDS:
         return True
