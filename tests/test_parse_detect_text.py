@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.parse import parse_file
+from rag.parse import parse_file, parse_text
 from rag.parse.abstract_dump import derive_title, split_id_line
 from rag.parse.common import date_from_name, is_placeholder, split_authors
 from rag.parse.detect import detect_format
@@ -37,6 +37,14 @@ def test_detect_corpora_files():
     assert detect_format(gzip.decompress(scale.read_bytes()).decode("utf-8")) == "jsonl"
     table = SHARED / "corpora" / "arxiv_daily_report_table" / "19-Jun-2026" / "README.md"
     assert detect_format(table.read_text(encoding="utf-8")) == "table_report"
+
+
+def test_header_only_digests_are_recognised_with_no_papers():
+    report = "# arXiv Daily Report - 01-Jan-2026\n\n| Title | Link | abstract | author |\n| --- | --- | --- | --- |\n"
+    toc = "<div id=toc></div>\n\n# Table of Contents\n\n- [cs.IR](#cs.IR) [Total: 0]\n"
+    for text, fmt in ((report, "table_report"), (toc, "cs_digest")):
+        r = parse_text(text, "day.md")
+        assert (r.format, r.papers, r.errors) == (fmt, (), ())
 
 
 def test_detect_by_content_not_name(tmp_path):

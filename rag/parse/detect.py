@@ -7,10 +7,11 @@ import re
 FORMATS = ("table_report", "cs_digest", "jsonl", "paper_page", "abstract_dump")
 _HEAD = 200_000  # characters inspected
 
-_TABLE_HEADER = re.compile(r"^\|\s*Title\s*\|\s*Link\s*\|", re.M | re.I)
+_TABLE_HEADER = re.compile(r"^\|\s*Title\s*\|\s*Link\s*\|\s*abstract\s*\|", re.M | re.I)
 _TABLE_ROW = re.compile(r"^\|[^\n]*?\s\|\s*\[https?://arxiv\.org/abs/", re.M)
 _REPORT_TITLE = re.compile(r"^#\s*arXiv Daily Report\b", re.M)
 _CS_ENTRY = re.compile(r"^###\s*\[\d+\]\s*\[[^\n]*\]\(https?://arxiv\.org/abs/", re.M)
+_CS_TOC = re.compile(r"^- \[[a-z\-]+\.[A-Za-z\-]+\]\(#[^)]*\) \[Total: \d+\]", re.M)
 _PAGE_FIELD = re.compile(r"^- (URL|Title|Authors|Abstract summary|Abstract|Score|Date):", re.M)
 _PAGE_RELATED = re.compile(r"^arXiv Detail & Related papers \(", re.M)
 _DUMP_ID = re.compile(r"^arXiv:(?:\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})", re.M)
@@ -23,10 +24,10 @@ def detect_format(text: str) -> str | None:
     head = text[:_HEAD]
     if _is_jsonl(head):
         return "jsonl"
-    if _CS_ENTRY.search(head):
+    if _CS_ENTRY.search(head) or _CS_TOC.search(head):
         return "cs_digest"
-    if _TABLE_ROW.search(head) and (_TABLE_HEADER.search(head) or _REPORT_TITLE.search(head)):
-        return "table_report"
+    if _TABLE_HEADER.search(head) or _TABLE_ROW.search(head) and _REPORT_TITLE.search(head):
+        return "table_report"  # a header-only report (no papers that day) is still a report
     if len(set(m.group(1) for m in _PAGE_FIELD.finditer(head))) >= 2 or _PAGE_RELATED.search(head):
         return "paper_page"
     if _is_dump(head):
