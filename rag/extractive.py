@@ -27,6 +27,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from .cite import overlap
 from .text import split_sentences, unescape_latex
 from .types import CANNOT_ANSWER, Hit
 
@@ -481,7 +482,7 @@ def _best_lines(terms: list[Term], evs: list[SourceEvidence], w: dict[str, float
     strong = {t.key for t in terms if t.kind == "strong"}
     ranked = []
     for ev in evs:
-        sent = _best_sentence(ev, strong)
+        sent = _best_sentence(ev, set())
         if sent is not None and _strong_ok_any(terms, ev, evs) and _enough_rest(terms, ev):
             ranked.append((sent.score, ev, sent))
     ranked.sort(key=lambda r: (-r[0], r[1].index))
@@ -492,7 +493,8 @@ def _best_lines(terms: list[Term], evs: list[SourceEvidence], w: dict[str, float
     for score, ev, sent in ranked[:3]:
         if score < 0.75 * top:
             break
-        extra = [s for s in ev.sentences if s is not sent and s.score >= 0.6 * score and not lines]
+        extra = [s for s in ev.sentences if s is not sent and s.score >= 0.6 * score and not lines
+                 and overlap(s.text, sent.text) < 0.8 and overlap(sent.text, s.text) < 0.8]
         extra = sorted(extra, key=lambda s: -s.score)[:1]
         chosen = sorted([sent] + extra, key=ev.sentences.index)
         lines.append((ev, chosen, [t.text for t in terms if t.key in ev.contrast]))
