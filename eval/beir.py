@@ -96,7 +96,7 @@ def run_beir(root: str | Path, settings: Settings | None = None, out_dir: str | 
     base = settings if settings is not None else Settings.from_env()
     name = name or f"beir:{root.name}"
     with tempfile.TemporaryDirectory(prefix="digestqa-beir-") as tmp:
-        s = base.model_copy(update={"index_dir": tmp, "candidates": max(base.candidates, 3 * TOP_K)})
+        s = base.model_copy(update={"index_dir": tmp})
         t0 = time.perf_counter()
         rep = api.ingest_papers(docs, s, name=name, progress=progress)
         ingest_s = time.perf_counter() - t0
