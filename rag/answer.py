@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from typing import Iterator
 
 from . import extractive
@@ -22,6 +23,7 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 _ANAPHORA = re.compile(r"\b(?:it|its|they|them|their|this|that|these|those|the paper|the method|same)\b|"
                        r"它|它们|其|该|这篇|那篇|这些|这个|上述|同一", re.I)
 _HISTORY_TURNS = 3
+LIST_TOP_K = 10
 _ABSTAIN_NOTE = {"en": "The sources do not contain the answer.", "zh": "检索到的来源中没有答案。"}
 
 
@@ -53,10 +55,10 @@ def answer_stream(question: str, settings: Settings, filters: Filters,
     from .retrieve import retrieve_hits
 
     t0 = time.perf_counter()
-    query = retrieval_query(question, history)
-    hits = list(retrieve_hits(query, settings, filters))
-    t1 = time.perf_counter()
     answerer, reason = settings.llm_choice()
+    query = retrieval_query(question, history)
+    hits = list(retrieve_hits(query, settings, _list_filters(question, answerer, settings, filters)))
+    t1 = time.perf_counter()
     meta = {"model": settings.model if answerer == "llm" else None}
     if answerer == "llm":
         deltas = llm_deltas(question, hits, settings, history, meta)
@@ -74,6 +76,14 @@ def answer_stream(question: str, settings: Settings, filters: Filters,
     t2 = time.perf_counter()
     yield finish(question, text, hits, answerer, meta["model"], settings, reason,
                  {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000})
+
+
+def _list_filters(question: str, answerer: str, settings: Settings, filters: Filters) -> Filters:
+    """"Which papers ..." questions need recall: the extractive answerer looks at 2x top_k (at least
+    LIST_TOP_K) sources unless the caller set ``filters.top_k``. (The LLM keeps top_k: its context is small.)"""
+    if answerer != "extractive" or filters.top_k is not None or not extractive.is_list_question(question):
+        return filters
+    return replace(filters, top_k=max(2 * settings.top_k, LIST_TOP_K))
 
 
 def finish(question: str, text: str, hits: list[Hit], answerer: str, model: str | None, settings: Settings,

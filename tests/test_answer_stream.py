@@ -147,3 +147,14 @@ def test_errors_map_to_messages():
     assert "did not answer within" in str(answer_mod.llm_error(
         __import__("openai").APITimeoutError(request=__import__("httpx").Request("POST", "http://x")),
         Settings(index_dir="/x", openai_base_url="http://x")))
+
+
+def test_list_questions_widen_retrieval_for_the_extractive_answerer(retrieval, monkeypatch):
+    seen = []
+    monkeypatch.setattr(rag.retrieve, "retrieve_hits",
+                        lambda q, s, f, mode="hybrid": seen.append(f.top_k) or rqvae_hits())
+    s = Settings(index_dir="/x", answerer="extractive", top_k=5)
+    run("Which papers use RQ-VAE semantic IDs?", s)
+    run("What does LAMIA learn?", s)
+    list(answer_stream("Which papers use RQ-VAE?", s, Filters(top_k=3), []))
+    assert seen == [10, None, 3]
