@@ -86,9 +86,9 @@ def server(tmp_path_factory):
     (tmp / "site").mkdir()
     (tmp / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
     connect_log, app_log = tmp / "connects.log", tmp / "app.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "DIGESTQA_"))}
     env.update(PYTHONPATH=f"{tmp / 'site'}{os.pathsep}{ROOT}", DQ_CONNECT_LOG=str(connect_log),
-               DIGESTQA_ANSWERER="extractive", GRADIO_ANALYTICS_ENABLED="False", NO_PROXY="*")
+               GRADIO_ANALYTICS_ENABLED="False", NO_PROXY="*")  # offline: the auto answerer is extractive
     port = _free_port()
     cmd = [sys.executable, "-m", "ui.app", "--port", str(port), "--index", str(tmp / "index"), "--sample"]
     with open(app_log, "w") as out:

@@ -113,7 +113,9 @@ def _chat_tab(gr, ctl: Controller, status: Any) -> Any:
                     category = gr.Dropdown(label="Category", choices=[""] + _safe(ctl.categories, []),
                                            value="", allow_custom_value=True)
                     author = gr.Textbox(label="Author contains", placeholder="e.g. Wang")
-                top_k = gr.Slider(1, 20, value=ctl.settings.top_k, step=1, label="Papers to consult (top-k)")
+                top_k = gr.Slider(0, 20, value=0, step=1, elem_id="dq-topk",
+                                  label=f"Papers to consult (top-k; 0 = automatic: {ctl.settings.top_k}, "
+                                        "more for 'which papers' questions)")
             clear = gr.Button("New conversation", size="sm", variant="secondary")
         with gr.Column(scale=2, min_width=360):
             gr.Markdown("### Sources")
@@ -151,7 +153,7 @@ def _library_tab(gr, ctl: Controller) -> tuple[Any, Any, Any]:
                                 elem_id="dq-search")
             table = gr.Dataframe(value=_safe(ctl.table, []), headers=TABLE_HEADERS, interactive=False,
                                  wrap=True, max_height=560, elem_id="dq-table",
-                                 column_widths=["11%", "37%", "22%", "10%", "12%", "8%"])
+                                 column_widths=["12%", "36%", "21%", "11%", "11%", "9%"])
 
     def do_ingest(uploads, query, progress=gr.Progress()):
         html = ctl.ingest_uploads(uploads, lambda d, t, m: progress((d, t or None), desc=m))

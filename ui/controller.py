@@ -128,11 +128,10 @@ class Controller:
 
     def stats_html(self) -> str:
         s = api.stats(self.settings)
-        keys = [k for k in ("papers", "chunks", "sources", "embedder", "collection", "index_dir", "index")
-                if k in s] or list(s)
         cells = "".join(f'<div class="dq-stat"><div class="dq-stat-v">{render.esc(s[k])}</div>'
-                        f'<div class="dq-stat-k">{render.esc(k)}</div></div>' for k in keys)
-        return f'<div class="dq-stats">{cells}</div>'
+                        f'<div class="dq-stat-k">{k}</div></div>' for k in ("papers", "chunks", "sources") if k in s)
+        info = " · ".join(f"{k}: {render.esc(s[k])}" for k in ("embedder", "collection", "index_dir") if k in s)
+        return f'<div class="dq-stats">{cells}</div><div class="dq-stats-info">{info}</div>'
 
     def categories(self) -> list[str]:
         return sorted({c for p in self.papers().values() for c in p.categories})
