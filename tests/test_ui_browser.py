@@ -179,7 +179,23 @@ def test_chat_cite_upload_and_no_outbound(server, browser):
     _check_cited_card(page, answer)
     _shot(page, "02_source_card.png")
 
-    # 2. upload a digest that is not in the sample; its papers appear in the library table
+    # 2. a Chinese example question (one click) cites the Douyin paper; its card toggles to the Chinese summary
+    page.get_by_role("button", name="New conversation").click()
+    expect(page.locator("#dq-chat .dq-answer")).to_have_count(0)
+    page.get_by_role("button", name="哪篇论文在抖音搜索部署了？").click()
+    answer = page.locator("#dq-chat .dq-answer:not(.dq-streaming)")
+    expect(answer).to_have_count(1, timeout=SLOW)
+    expect(answer).to_contain_text("抖音")
+    arxiv = _check_cited_card(page, answer.last, expect_id="2511.10962")
+    card = page.locator(f'.dq-card[data-arxiv="{arxiv}"]').first
+    expect(card.locator(".dq-pane-en")).to_be_visible()
+    card.locator("label", has_text="中文").click()
+    expect(card.locator(".dq-pane-zh")).to_be_visible()
+    expect(card.locator(".dq-pane-en")).to_be_hidden()
+    expect(card.locator(".dq-pane-zh")).to_contain_text(re.compile(r"[\u4e00-\u9fff]{4}"))
+    _shot(page, "03_chinese_question_zh_summary.png")
+
+    # 3. upload a digest that is not in the sample; its papers appear in the library table
     page.get_by_role("tab", name="Library").click()
     page.locator("#dq-upload input[type=file]").set_input_files(str(UPLOAD))
     page.locator("#dq-ingest").click()
@@ -187,19 +203,19 @@ def test_chat_cite_upload_and_no_outbound(server, browser):
     page.locator("#dq-search textarea, #dq-search input").first.fill("Alipay")
     expect(page.locator("#dq-table")).to_contain_text("2503.21098", timeout=30_000)
     expect(page.locator("#dq-table")).to_contain_text("Alleviating LLM-based Generative Retrieval Hallucination")
-    _shot(page, "03_library_after_upload.png")
+    _shot(page, "04_library_after_upload.png")
     uploads = list((server["index"] / "uploads").glob("*_README.md"))
     assert len(uploads) == 1, uploads
 
-    # 3. a question only that digest answers cites the right paper
+    # 4. a question only that digest answers cites the right paper
     page.get_by_role("tab", name="Chat").click()
     page.get_by_role("button", name="New conversation").click()
     expect(page.locator("#dq-chat .dq-answer")).to_have_count(0)
     answer = _ask(page, "Which paper reduces hallucination of LLM-based generative retrieval in Alipay search?")
     _check_cited_card(page, answer, expect_id="2503.21098")
-    _shot(page, "04_uploaded_digest_answer.png")
+    _shot(page, "05_uploaded_digest_answer.png")
 
-    # 4. nothing left 127.0.0.1: neither the browser nor the app process
+    # 5. nothing left 127.0.0.1: neither the browser nor the app process
     hosts = {re.sub(r"^[a-z]+://([^/]+)/.*$", r"\1", u) for u in requests if "://" in u}
     assert {h.rsplit(":", 1)[0] for h in hosts} <= {"127.0.0.1"}, hosts
     attempts = [line.split(" ", 1) for line in server["connect_log"].read_text().splitlines()]
