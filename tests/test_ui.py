@@ -278,3 +278,12 @@ def test_launch_serves_locally_with_upload_limit(fake, tmp_path):
             assert r.status == 200 and b"digestqa" in r.read()
     finally:
         app.close()
+
+
+def test_launch_options_ship_css_head_and_local_fonts():
+    from ui.app import launch_options
+
+    opts = launch_options()
+    assert ".dq-card" in opts["css"] and 'a[href^="#src-"]' in opts["head"]
+    fonts = [*opts["theme"]._font, *opts["theme"]._font_mono]
+    assert fonts and all(isinstance(f, str) for f in fonts), fonts  # system fonts only, nothing fetched

@@ -22,7 +22,6 @@ EXAMPLES = [
     "Which papers study multimodal retrieval for e-commerce search?",
     "What is LAMIA and how does it differ from RQ-VAE?",
 ]
-CSS_PATH = os.path.join(os.path.dirname(__file__), "style.css")
 HEAD = """<script>
 (function () {
   function openAncestors(el) {
@@ -69,9 +68,9 @@ def theme() -> Any:
 
 def launch_options() -> dict[str, Any]:
     """css/head/theme to pass to ``Blocks.launch`` (gradio 6 takes them there)."""
-    with open(CSS_PATH, encoding="utf-8") as f:
-        css = f.read()
-    return {"css": css, "head": HEAD, "theme": theme()}
+    from .style import CSS
+
+    return {"css": CSS, "head": HEAD, "theme": theme()}
 
 
 def parse_auth(auth: str | tuple[str, str] | None) -> tuple[str, str] | None:

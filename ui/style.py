@@ -1,3 +1,6 @@
+"""Stylesheet for the UI (a Python module so it ships without package-data config)."""
+
+CSS = """
 /* digestqa UI */
 .dq-header { display: flex; align-items: baseline; gap: 14px; padding: 4px 2px 2px; }
 .dq-header h1 { margin: 0; font-size: 1.6rem; letter-spacing: -0.01em; }
@@ -57,3 +60,4 @@ mark { background: #fef08a; color: inherit; padding: 0 1px; border-radius: 2px; 
 #dq-examples button { font-size: 0.8em; }
 #dq-table td, #dq-table th, #dq-table span { font-family: var(--font); font-size: 0.88rem; }
 .dq-stats-info { font-size: 0.78em; color: var(--body-text-color-subdued); margin-top: 6px; overflow-wrap: anywhere; }
+"""
