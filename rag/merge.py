@@ -120,22 +120,30 @@ def _same(a, b) -> bool:
 
 
 def _source_of(p: Paper):
-    """field -> Source lookup for one record (its provenance, else its first source)."""
-    first = _first_source(p)
+    """field -> Sources lookup for one record (all its provenance entries, else its first source)."""
+    first = [s] if (s := _first_source(p)) else []
     if not p.provenance:
         return lambda name: first
-    prov: dict[str, Source] = {}
+    prov: dict[str, list[Source]] = defaultdict(list)
     for f, s in p.provenance:
-        prov.setdefault(f, s)
+        prov[f].append(s)
     return lambda name: prov.get(name, first)
 
 
-def _choose(vals: Sequence[dict], recs: Sequence[Paper], name: str, rank) -> tuple[int, list[int]] | None:
-    """(index of the kept value, indices of records having any value); ties -> earliest."""
+def _choose(vals: Sequence[dict], src: Sequence, name: str, rank, recs: Sequence[Paper]):
+    """(index of the kept value, indices of records having any value).
+
+    Ties go to the value whose own source is earliest, so re-merging an already merged record
+    with new ones gives the same result as merging everything at once.
+    """
     have = [i for i, v in enumerate(vals) if name in v]
     if len(have) <= 1:
         return (have[0], have) if have else None
-    return min(have, key=lambda i: (rank(recs[i], vals[i][name]), i)), have
+    return min(have, key=lambda i: (rank(recs[i], vals[i][name]), _source_key_or_last(src[i](name)), i)), have
+
+
+def _source_key_or_last(sources: list[Source]) -> tuple:
+    return _source_key(sources[0]) if sources else (True, "\uffff", "", 0, "")
 
 
 def _categories(recs: Sequence[Paper]) -> tuple[str, ...]:
@@ -158,16 +166,18 @@ def _merge_group(pid: str, recs: Sequence[Paper]) -> Paper:
     values: dict = {}
     prov: list[tuple[str, Source]] = []
     for name, rank in _RANKS.items():
-        chosen = name in present and _choose(vals, recs, name, rank)
+        chosen = name in present and _choose(vals, src, name, rank, recs)
         if not chosen:
             continue
         idx, have = chosen
         kept = values[name] = vals[idx][name]
         if name == "title":
             values["title_derived"] = recs[idx].title_derived
-        prov.append((name, src[idx](name)))
-        prov.extend((name, src[i](name)) for i in have if i != idx and _same(vals[i][name], kept))
-    prov.extend(("categories", src[i]("categories")) for i, r in enumerate(recs) if r.categories)
+        dups = {s for i in have if i != idx and _same(vals[i][name], kept) for s in src[i](name)}
+        prov += [(name, s) for s in src[idx](name)[:1]]
+        prov += [(name, s) for s in sorted(dups | set(src[idx](name)[1:]), key=_source_key)]
+    cats = {s for i, r in enumerate(recs) if r.categories for s in src[i]("categories")}
+    prov += [("categories", s) for s in sorted(cats, key=_source_key)]
     linked = {l for r in recs for l in r.linked_ids} | {r.paper_id for r in recs}
     linked.discard(pid)
     values.setdefault("title", recs[0].title)
@@ -175,7 +185,7 @@ def _merge_group(pid: str, recs: Sequence[Paper]) -> Paper:
     return Paper(
         paper_id=pid, categories=_categories(recs), extra=_extra(recs), **values,
         sources=tuple(sorted({s for r in recs for s in r.sources}, key=_source_key)),
-        provenance=tuple(p for p in dict.fromkeys(prov) if p[1] is not None), linked_ids=tuple(sorted(linked)))
+        provenance=tuple(dict.fromkeys(prov)), linked_ids=tuple(sorted(linked)))
 
 
 def _with(p: Paper, **changes) -> Paper:

@@ -242,3 +242,67 @@ def test_merge_speed_20k_records():
     took = time.process_time() - t
     assert len(out) == 20001
     assert took < 2.0, f"merge of 25k records took {took:.2f}s CPU"
+
+
+# ---------------------------------------------------------------- the five seeds, through the real parsers
+
+def _seed_records() -> list[Paper]:
+    from rag.parse import parse_file
+
+    out = []
+    for f in sorted(SAMPLE.glob("*.txt")):
+        res = parse_file(f)
+        assert not res.errors, res.errors
+        out.extend(res.papers)
+    return out
+
+
+def test_seeds_merge_end_to_end():
+    recs = _seed_records()
+    merged = merge_papers(recs)
+    out = by_id(merged)
+    assert len(recs) == 39 and len(merged) == 36
+    moon = out["2511.11305"]
+    assert sorted(Path(s.file).name[:3] for s in moon.sources) == ["001", "002"]
+    assert sorted(s.date or "" for s in moon.sources) == ["", "2025-11-20"]
+    assert moon.tldr_zh.startswith("MOON是一个用于电商多模态表示学习") and moon.abstract.startswith("We introduce MOON")
+    assert out["2508.11999"].title.startswith("MOON: Generative") and not out["2508.11999"].linked_ids
+    q = out["2512.02474"]
+    assert q.tldr_en.startswith("We propose Q-Bert4Rec") and q.abstract.startswith("Sequential recommendation")
+    assert sorted(Path(s.file).name[:3] for s in q.sources) == ["000", "003"]
+    mmq = out["2508.15281"]
+    assert mmq.title.startswith("MMQ: Multimodal Mixture-of-Quantization") and mmq.title_derived is False
+    assert mmq.tldr_en.startswith("We propose Multimodal Mixture-of-Quantization")
+    assert mmq.abstract.startswith("Recommender systems traditionally represent items")
+    assert len(mmq.linked_ids) == 1 and mmq.linked_ids[0].startswith("t-")
+    assert mmq.related_to == "2512.02474"
+    # the other 9 related papers of seed 003 are not in any digest: they stay ID-less, unlinked
+    idless = [p for p in merged if not p.arxiv_id]
+    assert len(idless) == 9 and all(p.related_to == "2512.02474" for p in idless)
+    assert sum(len(p.linked_ids) for p in merged) == 1
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_seeds_merge_order_independent_and_incremental(seed):
+    recs = _seed_records()
+    expected = merge_papers(recs)
+    shuffled = recs[:]
+    random.Random(seed).shuffle(shuffled)
+    assert merge_papers(shuffled) == expected
+    assert merge_papers(expected) == expected  # re-merging merged records changes nothing
+    # incremental ingest: merged old records + newly parsed ones == merging everything at once
+    k = 10 + 7 * seed
+    assert merge_papers(merge_papers(shuffled[:k]) + shuffled[k:]) == expected
+
+
+def test_incremental_tie_break_uses_value_source():
+    # equal-length abstracts: the earliest *value source* wins, whichever batch it arrived in
+    a = Paper(paper_id="2501.5", arxiv_id="2501.5", title="T", abstract="short",
+              sources=(Source(file="/a", date="2025-01-01"),))
+    b = Paper(paper_id="2501.5", arxiv_id="2501.5", title="T", abstract="Longer one B.",
+              sources=(Source(file="/b", date="2025-02-01"),))
+    c = Paper(paper_id="2501.5", arxiv_id="2501.5", title="T", abstract="Longer one C.",
+              sources=(Source(file="/c", date="2025-01-15"),))
+    (full,) = merge_papers([a, b, c])
+    assert full.abstract == "Longer one C."
+    assert merge_papers(merge_papers([a, b]) + [c]) == [full]
