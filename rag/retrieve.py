@@ -24,6 +24,7 @@ these those it its we our us they their them which what who whom whose how why w
 can could should would may might will shall not no than then there here into onto about over under via
 such any all each both more most other some so if but also using use used uses based paper papers
 between while whereas per""".split())
+_ARXIV_VERSION = re.compile(r"(\d{4}\.\d{4,5})v\d+")
 _ARXIV_ID = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(?:v\d+)?(?![\d])")
 
 
@@ -51,6 +52,7 @@ def tokenize(text: str, mode: str = "bigram") -> list[str]:
     """BM25 tokens: technical tokens kept whole (rq-vae, ndcg@10, 2508.15281, align3gr) plus their
     parts; CJK runs as bigrams (or jieba words); light plural stemming; small stopword list."""
     t = unicodedata.normalize("NFKC", _LATEX_SUP.sub(r"\1", text)).lower()
+    t = _ARXIV_VERSION.sub(r"\1", t)
     out: list[str] = []
     for m in _TOKEN.finditer(t):
         w = m.group()
@@ -210,37 +212,63 @@ def rrf(rankings: list[list[tuple[str, float]]], k: int) -> dict[str, float]:
 
 
 def search_chunks(question: str, settings: Settings, filters: Filters, mode: str = "hybrid",
-                  store=None) -> tuple[dict[str, float], list[str]]:
-    """Fused chunk scores and the pinned paper ids."""
+                  store=None) -> tuple[list[tuple[float, list[tuple[str, float]]]], list[str]]:
+    """(weight, ranked chunks) per retriever, and the pinned paper ids."""
     store = store or _cached_store(settings)
     allowed = _allowed(store, filters)
     n = max(settings.candidates, (filters.top_k or settings.top_k) * 4)
-    rankings = []
-    if mode in ("hybrid", "dense"):
-        rankings.append(dense_search(store, question, settings, n, filters, allowed))
-    if mode in ("hybrid", "bm25"):
-        rankings.append(bm25_search(store, question, settings, n, allowed))
     if mode not in ("hybrid", "dense", "bm25"):
         raise ValueError(f"unknown retrieval mode {mode!r}: use hybrid, dense or bm25")
+    rankings = []
+    if mode in ("hybrid", "dense"):
+        rankings.append((dense_weight(question, settings), dense_search(store, question, settings, n, filters, allowed)))
+    if mode in ("hybrid", "bm25"):
+        rankings.append((1.0, bm25_search(store, question, settings, n, allowed)))
     pinned = pinned_papers(store, question) if mode == "hybrid" else []
-    return rrf(rankings, settings.rrf_k), pinned
+    return rankings, pinned
+
+
+def dense_weight(question: str, settings: Settings) -> float:
+    """The default MiniLM is English-only: on mostly-Chinese questions BM25 (CJK bigrams) leads."""
+    if not settings.embedder.startswith("minilm"):
+        return 1.0
+    cjk = sum(_is_cjk(ch) for ch in question)
+    letters = sum(ch.isalnum() for ch in question) or 1
+    return 0.3 if cjk / letters > 0.3 else 1.0
+
+
+def fuse_papers(rankings, rows: dict[str, dict], k: int) -> dict[str, float]:
+    """Weighted RRF over papers: each retriever ranks papers by their best chunk. Exact RRF ties
+    (common with two retrievers) are broken by how strong each match is relative to that list's best."""
+    fused: dict[str, float] = defaultdict(float)
+    for weight, ranking in rankings:
+        seen: set[str] = set()
+        best = max((s for _, s in ranking), default=0.0) or 1.0
+        for cid, score in ranking:
+            pid = rows[cid]["paper_id"] if cid in rows else None
+            if pid and pid not in seen:
+                seen.add(pid)
+                fused[pid] += weight / (k + len(seen)) + weight * 1e-4 * max(score, 0.0) / best
+    return fused
 
 
 def retrieve_hits(question: str, settings: Settings, filters: Filters, mode: str = "hybrid") -> list[Hit]:
     store = _cached_store(settings)
     if store.chunk_count() == 0:
         return []
-    fused, pinned = search_chunks(question, settings, filters, mode, store)
-    rows = store.chunk_rows(fused)
+    rankings, pinned = search_chunks(question, settings, filters, mode, store)
+    chunk_scores = rrf([r for _, r in rankings], settings.rrf_k)
+    rows = store.chunk_rows(chunk_scores)
+    paper_scores = fuse_papers(rankings, rows, settings.rrf_k)
     allowed = _allowed(store, filters)
     if allowed is not None:
         allowed_papers = {cid.rsplit(":", 2)[0] for cid in allowed}
         pinned = [p for p in pinned if p in allowed_papers]
-    per_paper = _group(fused, rows)
+    per_paper = _group(chunk_scores, rows)
     for pid in pinned:
         if pid not in per_paper:
             per_paper[pid] = _paper_chunks(store, pid)
-    order = _rank_papers(per_paper, pinned)
+    order = _rank_papers(paper_scores, pinned)
     top = order[: filters.top_k or settings.top_k]
     return _to_hits(store, top, per_paper)
 
@@ -262,19 +290,13 @@ def _paper_chunks(store, paper_id: str) -> list[tuple[float, dict]]:
     return sorted(((0.0, r) for r in rows.values()), key=lambda x: pref.get(x[1]["field"], 9))
 
 
-def _paper_score(chunks: list[tuple[float, dict]]) -> float:
-    """Best chunk plus a little for further matching fields of the same paper."""
-    scores = [s for s, _ in chunks[:3]]
-    return scores[0] + 0.3 * sum(scores[1:]) if scores else 0.0
-
-
-def _rank_papers(per_paper: dict, pinned: list[str]) -> list[tuple[str, float]]:
-    ranked = sorted(((pid, _paper_score(ch)) for pid, ch in per_paper.items()),
-                    key=lambda x: (-x[1], x[0]))
-    top = max((s for _, s in ranked), default=0.0)
-    boosted = {pid: top + 1.0 + (len(pinned) - i) * 1e-3 for i, pid in enumerate(pinned)}
-    ranked = [(pid, boosted.get(pid, s)) for pid, s in ranked]
-    return sorted(ranked, key=lambda x: (-x[1], x[0]))
+def _rank_papers(paper_scores: dict[str, float], pinned: list[str]) -> list[tuple[str, float]]:
+    """Papers by fused score; papers named in the question (ID, title, short name) first."""
+    top = max(paper_scores.values(), default=0.0)
+    scores = dict(paper_scores)
+    for i, pid in enumerate(pinned):
+        scores[pid] = top + 1.0 + (len(pinned) - i) * 1e-3
+    return sorted(scores.items(), key=lambda x: (-x[1], x[0]))
 
 
 def _to_hits(store, top: list[tuple[str, float]], per_paper: dict) -> list[Hit]:

@@ -1,0 +1,80 @@
+"""Hybrid retrieval on the bundled sample: tokenizer, fusion, per-paper hits, pinning, filters."""
+from __future__ import annotations
+
+from rag import api
+from rag.retrieve import hybrid_retriever, rrf, tokenize
+from rag.types import Filters
+
+
+def test_tokenizer_keeps_technical_tokens_whole():
+    toks = tokenize("Which papers use RQ-VAE? NDCG@10 of 2508.15281v2 and Align$^3$GR")
+    for t in ("rq-vae", "rqvae", "ndcg@10", "2508.15281", "align3gr"):
+        assert t in toks
+    assert tokenize("Align³GR") == ["align3gr"]
+    assert "which" not in toks and "paper" not in toks
+
+
+def test_tokenizer_chinese_bigrams_and_jieba():
+    assert tokenize("抖音搜索") == ["抖音", "音搜", "搜索"]
+    assert "抖音" in tokenize("抖音搜索部署", mode="jieba")
+    assert tokenize("LEMUR在抖音") == ["lemur", "在抖", "抖音"]
+
+
+def test_rrf_prefers_items_ranked_by_both():
+    fused = rrf([[("a", 1.0), ("b", 0.9)], [("b", 5.0), ("c", 4.0)]], k=60)
+    assert max(fused, key=fused.get) == "b"
+
+
+def test_rq_vae_question_finds_quantization_papers(sample_settings):
+    hits = api.retrieve("which papers use RQ-VAE semantic IDs", sample_settings, Filters(top_k=8))
+    titles = " | ".join(h.title for h in hits)
+    assert "MMGRec" in titles and "Q-BERT4Rec" in titles
+    assert len({h.paper_id for h in hits}) == len(hits)  # one source per paper
+    assert all(h.passages for h in hits)
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+
+
+def test_chinese_question_finds_lemur_first(sample_settings):
+    hits = api.retrieve("哪篇论文在抖音搜索部署了？", sample_settings)
+    assert hits[0].arxiv_id == "2511.10962"
+    assert any(p.lang == "zh" for p in hits[0].passages)
+
+
+def test_arxiv_id_and_title_pin_the_paper_first(sample_settings):
+    assert api.retrieve("what does 2506.03699 propose?", sample_settings)[0].arxiv_id == "2506.03699"
+    hits = api.retrieve("Summarise Enhancing Group Recommendation using Soft Impute Singular Value Decomposition",
+                        sample_settings)
+    assert hits[0].arxiv_id == "2511.11172"
+    moon = api.retrieve("What is MOON?", sample_settings)
+    assert {h.arxiv_id for h in moon[:2]} == {"2511.11305", "2508.11999"}
+
+
+def test_filters(sample_settings):
+    cs_ir = api.retrieve("multimodal recommendation", sample_settings, Filters(category="cs.IR", top_k=10))
+    assert cs_ir and all("cs.IR" in h.categories for h in cs_ir)
+    dated = api.retrieve("recommendation", sample_settings, Filters(since="2025-12-01", until="2025-12-31", top_k=10))
+    assert dated and all(h.date and "2025-12-01" <= h.date <= "2025-12-31" for h in dated)
+    by_author = api.retrieve("search", sample_settings, Filters(author="bo zheng", top_k=10))
+    assert by_author and all(any("Bo Zheng" in a for a in h.authors) for h in by_author)
+    assert {h.arxiv_id for h in by_author} <= {"2512.03025", "2511.11305", "2508.11999"}
+
+
+def test_each_mode_and_fusion(sample_settings):
+    q = "Douyin search deployment"
+    ranked = {m: [h.arxiv_id for h in api.retrieve(q, sample_settings, mode=m)] for m in ("dense", "bm25", "hybrid")}
+    assert ranked["bm25"][0] == "2511.10962"  # the only paper naming Douyin
+    assert "2511.10962" in ranked["dense"][:3]
+    assert ranked["hybrid"][0] == "2511.10962"
+    assert ranked["dense"] != ranked["bm25"]
+
+
+def test_llama_index_retriever_adapter(sample_settings):
+    from llama_index.core.schema import NodeWithScore
+
+    nodes = hybrid_retriever(sample_settings).retrieve("LEMUR memory bank")
+    assert nodes and isinstance(nodes[0], NodeWithScore)
+    assert nodes[0].node.metadata["arxiv_id"] == "2511.10962"
+
+
+def test_empty_index_returns_no_hits(tmp_settings):
+    assert api.retrieve("anything", tmp_settings) == []
