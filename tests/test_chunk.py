@@ -174,3 +174,29 @@ def test_chunk_papers_keeps_order():
     assert chunks[-2:][0].paper_id == "2511.00001" and chunks[0].paper_id == "2511.11010"
     assert [c.chunk_id for c in chunks if c.paper_id == "2511.00001"] == \
         ["2511.00001:abstract:0", "2511.00001:tldr_zh:0"]
+
+
+def test_seed_corpus_chunks():
+    from rag.merge import merge_papers
+    from rag.parse import parse_file
+
+    recs = [p for f in sorted((ROOT / "rag" / "data" / "sample").glob("*.txt")) for p in parse_file(f).papers]
+    papers = merge_papers(recs)
+    s = Settings(index_dir="/x")
+    chunks = chunk_papers(papers, s)
+    assert len({c.chunk_id for c in chunks}) == len(chunks)
+    assert all(count_tokens(c.text) <= s.chunk_tokens for c in chunks)
+    assert all(v is not None and not isinstance(v, (list, tuple, dict)) for c in chunks for v in c.metadata.values())
+    by = {}
+    for c in chunks:
+        by.setdefault(c.paper_id, []).append(c)
+    lemur = by["2511.10962"]
+    assert {c.field for c in lemur} == {"abstract", "tldr_zh", "motivation_zh", "method_zh", "result_zh",
+                                        "conclusion_zh"}
+    assert all(c.lang == "zh" for c in lemur if c.field != "abstract")
+    assert any("抖音搜索" in c.text for c in lemur if c.field == "result_zh")
+    mmq = {c.field for c in by["2508.15281"]}
+    assert mmq == {"abstract", "tldr_en"}
+    assert by["2508.15281"][0].embed_text.startswith("MMQ: Multimodal Mixture-of-Quantization")
+    moon = by["2511.11305"][0].metadata
+    assert moon["date"] == "2025-11-20" and moon["date_int"] == 20251120 and moon["categories"] == "cs.IR"
