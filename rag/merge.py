@@ -5,10 +5,11 @@ Rules (all independent of input order; inputs are sorted by (digest date, file, 
 * Records with the same ``paper_id`` are merged field by field. An empty field is filled from another
   record. When several records have a value: title -> non-derived beats derived, then a title from a
   record with an arXiv id, then the longer one; text fields (abstract, TL;DRs, zh sections, comment) ->
-  the longer one (whitespace-normalised); authors -> the richer list (more "(affiliation)" entries,
+  the longer one; authors -> the richer list (more "(affiliation)" entries,
   then more names, then more characters); categories -> union, main category (first of the earliest
   record) first; published -> the earliest date; everything else -> first record in source order.
-  Ties always go to the earliest record in source order.
+  Ties go to the value whose own source (its provenance) is earliest, so merging already merged
+  records with new ones (incremental ingest) equals merging everything at once.
 * An ID-less record ("t-..." id) is merged INTO an ID'd record when it is the same paper:
   (a) both titles are real (not derived) and their ``normalize_title`` forms are equal, with exactly one
   ID'd record carrying that title; or
@@ -21,34 +22,24 @@ Rules (all independent of input order; inputs are sorted by (digest date, file, 
   (at least one) match, the hit clauses total >= 10 words, and exactly one ID'd record qualifies.
   Clause (not whole-sentence) matching is needed because digest summaries trim lead-ins
   ("To address these challenges, we propose X" -> "We propose X") and drop adverbs.
-  Abstracts are indexed by clause hash only for clauses some summary asks about (one pass, no pairwise
-  scan).
+  No pairwise scan: each wanted clause's longest word is located in all abstracts at once with
+  C-level str.find over the joined abstracts; only abstracts containing one are clause-normalised.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
-import gc
 import re
 from bisect import bisect_right
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import accumulate
-from dataclasses import replace
 
+from rag.text import normalize_title
 from rag.types import TEXT_FIELDS, Paper, Source
-
-try:  # shared helper from the parsers module; private fallback until it lands
-    from rag.text import normalize_title
-except ImportError:  # pragma: no cover - exercised only before rag.text exists
-    def normalize_title(title: str) -> str:
-        """Lower-cased, NFKC, LaTeX-stripped title with single spaces."""
-        t = unicodedata.normalize("NFKC", title).replace("$", "").replace("^", "")
-        t = re.sub(r"\\[a-zA-Z]+|[{}]", "", t)
-        return " ".join(re.findall(r"\w+", t.lower()))
 
 _LONG_FIELDS = (*TEXT_FIELDS, "comment")
 _FIRST_FIELDS = ("doi", "code_url", "related_to")
