@@ -35,6 +35,13 @@ def ingest(paths: Iterable[str | Path], settings: Settings | None = None,
     return ingest_paths(list(paths), _settings(settings), progress)
 
 
+def check_files(paths: Iterable[str | Path], settings: Settings | None = None) -> list:
+    """Parse only (index nothing): the FileErrors these files would produce, e.g. to vet uploads."""
+    from .ingest import check_paths
+
+    return check_paths(list(paths), _settings(settings))
+
+
 def ingest_papers(records: Iterable[Paper], settings: Settings | None = None, name: str = "records",
                   progress: Progress | None = None) -> IngestReport:
     """Index ready-made :class:`Paper` records (e.g. a BEIR corpus) as if they came from one file ``name``."""

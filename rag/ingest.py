@@ -115,6 +115,20 @@ def _parse_all(todo: list[tuple[Path, str, os.stat_result]], run: _Run) -> list[
 
 # ---------------------------------------------------------------- main entry points
 
+def check_paths(paths: list[str | Path], settings: Settings) -> list[FileError]:
+    """Every problem ingesting these paths would report, without touching the index."""
+    from .parse import parse_file
+
+    files, errors = expand_paths(paths)
+    max_bytes = int(settings.max_file_mb * 2**20)
+    for f in files:
+        res = parse_file(str(f), max_bytes=max_bytes)
+        errors.extend(res.errors)
+        if not res.papers and not res.errors:
+            errors.append(FileError(str(f), "no papers found in this file"))
+    return errors
+
+
 def ingest_paths(paths: list[str | Path], settings: Settings, progress: Progress | None = None) -> IngestReport:
     from .store import open_store
 

@@ -1,0 +1,189 @@
+"""Ingest: idempotency, changed content, bad input, interruption (simulated and a real SIGKILL)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rag import api
+from rag.store import open_store
+
+SAMPLE_PAPERS = 36  # 39 records in the five seeds; MOON Embedding, Q-BERT4Rec and MMQ each merge two
+
+
+def _consistent(settings) -> tuple[int, int]:
+    st = open_store(settings)
+    try:
+        return st.chunk_count(), st.vector_count()
+    finally:
+        st.close()
+
+
+def test_sample_ingest_counts_and_idempotent(sample_settings):
+    st = api.stats(sample_settings)
+    assert st["papers"] == SAMPLE_PAPERS
+    assert st["sources"] == 5
+    chunks, vectors = _consistent(sample_settings)
+    assert chunks == vectors == st["chunks"] > SAMPLE_PAPERS
+    again = api.ingest(api.sample_paths(), sample_settings)
+    assert again.files == 5 and again.files_skipped == 5
+    assert again.chunks_added == 0 and again.papers_new == 0
+    assert _consistent(sample_settings) == (chunks, vectors)
+
+
+def test_merged_records_in_papers_json(sample_settings):
+    papers = {p.paper_id: p for p in api.papers(sample_settings)}
+    moon = papers["2511.11305"]
+    assert len(moon.sources) == 2 and moon.tldr_zh and moon.abstract
+    assert "2508.11999" in papers and papers["2508.11999"].title.startswith("MOON: Generative")
+    mmq = papers["2508.15281"]
+    assert mmq.title.startswith("MMQ") and not mmq.title_derived and mmq.linked_ids
+    row = moon.to_json()
+    for key in ("paper_id", "arxiv_id", "title", "title_derived", "authors", "abstract", "tldr_en", "tldr_zh",
+                "categories", "comment", "doi", "sources", "linked_ids"):
+        assert key in row
+    assert {s["date"] for s in row["sources"]} >= {"2025-11-20"}
+
+
+def test_changed_file_replaces_its_chunks(tmp_settings, tmp_path, shared_dir):
+    f = tmp_path / "digest.md"
+    text = (shared_dir / "seeds" / "000_a9870319f13a72d6.txt").read_text(encoding="utf-8")
+    f.write_text(text, encoding="utf-8")
+    first = api.ingest([f], tmp_settings)
+    assert first.papers_new == 4 and first.ok
+    chunks_before = _consistent(tmp_settings)
+    f.write_text(text.replace("Real-world deployments further validate its effectiveness.",
+                              "A zebracorn deployment in Lisbon validates it."), encoding="utf-8")
+    os.utime(f, (time.time() + 5, time.time() + 5))
+    second = api.ingest([f], tmp_settings)
+    assert (second.papers_new, second.papers_updated, second.papers_unchanged) == (0, 1, 3)
+    assert second.chunks_added >= 1
+    assert _consistent(tmp_settings) == chunks_before
+    hits = api.retrieve("zebracorn deployment in Lisbon", tmp_settings)
+    assert hits[0].arxiv_id == "2512.02502"
+    st = open_store(tmp_settings)
+    texts = [r[0] for r in st.db.execute("SELECT text FROM chunks WHERE paper_id='2512.02502'")]
+    st.close()
+    assert not any("Real-world deployments further" in t for t in texts)
+
+
+def test_bad_inputs_reported_and_rest_ingested(tmp_settings, tmp_path, shared_dir):
+    good = shared_dir / "seeds" / "001_855b5c13d526e93a.txt"
+    (tmp_path / "empty.md").write_text("")
+    (tmp_path / "binary.jsonl").write_bytes(b"\x00\x01\x02PK\x03\x04" * 50)
+    (tmp_path / "latin1.md").write_bytes("# arXiv Daily Report - 04-Dec-2025\n\ncaf\xe9\n".encode("latin-1"))
+    (tmp_path / "prose.txt").write_text("Just some notes about my week.\nNothing to see here.\n")
+    bad_json = tmp_path / "trunc.jsonl"
+    rec = {"id": "2601.00001", "title": "A Good Record", "summary": "An abstract.", "authors": ["A"],
+           "categories": ["cs.IR"], "AI": {"tldr": "很好"}}
+    bad_json.write_text(json.dumps(rec) + "\n" + json.dumps(rec)[:40] + "\n")
+    report = api.ingest([good, tmp_path / "empty.md", tmp_path / "binary.jsonl", tmp_path / "latin1.md",
+                         tmp_path / "prose.txt", bad_json, tmp_path / "missing.md"], tmp_settings)
+    failed = {Path(f.file).name: f for f in report.failures}
+    assert set(failed) == {"empty.md", "binary.jsonl", "latin1.md", "prose.txt", "trunc.jsonl", "missing.md"}
+    assert failed["trunc.jsonl"].line == 2
+    assert failed["latin1.md"].line == 3
+    assert all("\n" not in str(f) for f in report.failures)
+    ids = {p.arxiv_id for p in api.papers(tmp_settings)}
+    assert "2511.14182" in ids and "2601.00001" in ids  # the good file and the good line still went in
+
+
+def test_interrupted_ingest_leaves_usable_index_and_rerun_completes(tmp_settings, monkeypatch):
+    import rag.embed as embed
+
+    real = embed.get_embedder(tmp_settings)
+    calls = {"n": 0}
+
+    class Flaky:
+        name, dim = real.name, real.dim
+
+        def embed(self, texts):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+            return real.embed(texts)
+
+        def embed_query(self, text):
+            return real.embed_query(text)
+
+    monkeypatch.setattr(embed, "get_embedder", lambda s: Flaky())
+    import rag.ingest as ingest_mod
+
+    monkeypatch.setattr(ingest_mod, "_EMBED_COMMIT", 40)
+    with pytest.raises(KeyboardInterrupt):
+        api.ingest(api.sample_paths(), tmp_settings)
+    monkeypatch.setattr(embed, "get_embedder", lambda s: real)
+    partial = _consistent(tmp_settings)
+    assert partial[0] == partial[1] == 40
+    assert api.retrieve("semantic IDs", tmp_settings)  # opens and answers from what is there
+    report = api.ingest(api.sample_paths(), tmp_settings)
+    assert report.ok and report.chunks_added > 0
+    full = _consistent(tmp_settings)
+    assert full[0] == full[1] and api.stats(tmp_settings)["papers"] == SAMPLE_PAPERS
+    again = api.ingest(api.sample_paths(), tmp_settings)
+    assert again.chunks_added == 0 and _consistent(tmp_settings) == full
+
+
+@pytest.mark.slow
+def test_sigkill_during_ingest_then_rerun(tmp_path, shared_dir):
+    corpus = shared_dir / "corpora" / "daily_arxiv_ai_enhanced" / "data"
+    files = sorted(corpus.glob("*.jsonl"))[:3]
+    env = {**os.environ, "DIGESTQA_INDEX": str(tmp_path / "idx"), "PYTHONPATH": str(Path(__file__).parents[1])}
+    cmd = [sys.executable, "-m", "rag.cli", "ingest", "--quiet", *map(str, files)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    db = None
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:  # kill once some chunks are committed
+        dbs = list((tmp_path / "idx").glob("catalogue-*.sqlite"))
+        if dbs and _rows(dbs[0]) > 100:
+            db = dbs[0]
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "ingest finished before it could be killed; use more files"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    ask = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "--json", "vision language model"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert ask.returncode == 0, ask.stderr
+    assert json.loads(ask.stdout)["sources"], "the killed index must still answer"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    from rag.config import Settings
+
+    s = Settings(index_dir=str(tmp_path / "idx"))
+    chunks, vectors = _consistent(s)
+    assert chunks == vectors and db is not None
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert "+0 " in again.stdout and _consistent(s) == (chunks, vectors)
+
+
+def _rows(db: Path) -> int:
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(db, timeout=1)
+        n = con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        con.close()
+        return n
+    except sqlite3.Error:
+        return 0
+
+
+def test_glob_and_folder_expansion(tmp_path, shared_dir):
+    from rag.ingest import expand_paths
+
+    d = tmp_path / "digests" / "nested"
+    d.mkdir(parents=True)
+    for f in (shared_dir / "seeds").glob("00[01]*.txt"):
+        shutil.copy(f, d / f.name)
+    (d / "notes.png").write_bytes(b"\x89PNG")
+    files, errors = expand_paths([tmp_path / "digests", str(d / "000_*.txt"), tmp_path / "nope"])
+    assert sorted(f.name for f in files) == ["000_a9870319f13a72d6.txt", "001_855b5c13d526e93a.txt"]
+    assert len(errors) == 1 and "nope" in errors[0].file
