@@ -134,6 +134,7 @@ def _load_session(path: Path) -> Any:
     opts.intra_op_num_threads = os.cpu_count() or 1
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # don't burn shared cores
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
