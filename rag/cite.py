@@ -14,6 +14,7 @@ from .text import split_sentences
 from .types import Citation, Hit
 
 MAX_RANGE = 10  # a range may expand to at most this many numbers
+MIN_TERMS = 3  # support of a sentence with fewer terms is scaled down
 _MARKER = re.compile(r"[\[【]\s*(\d{1,6}(?:\s*[-–~,，、;；]\s*\d{1,6})*)\s*[\]】]")
 _PART = re.compile(r"(\d+)(?:\s*[-–~]\s*(\d+))?")
 _ONLY_MARKERS = re.compile(r"^(?:\s*" + _MARKER.pattern + r")+[\s.。]*$")
@@ -82,18 +83,19 @@ def strip_markers(text: str) -> str:
 def terms(text: str) -> set[str]:
     """Lexical units for overlap: lowercase words (no stopwords) plus CJK character bigrams."""
     low = (text or "").lower()
-    out = {w for w in _WORD.findall(low) if w not in _STOP and (len(w) > 1 or w.isdigit())}
+    out = {w for w in _WORD.findall(low) if w not in _STOP and len(w) > 1}
     for run in _CJK.findall(low):
         out.update(run[i:i + 2] for i in range(len(run) - 1)) if len(run) > 1 else out.add(run)
     return out
 
 
 def overlap(sentence: str, passage: str) -> float:
-    """Share of the sentence's terms found in the passage (0..1)."""
+    """Share of the sentence's terms found in the passage (0..1); a sentence with under
+    :data:`MIN_TERMS` terms ("1. [2]") can't be well supported."""
     want = terms(strip_markers(sentence))
     if not want:
         return 0.0
-    return len(want & terms(passage)) / len(want)
+    return len(want & terms(passage)) / max(len(want), MIN_TERMS)
 
 
 def _best_passage(sentences: list[str], hit: Hit) -> tuple[str, str, float]:

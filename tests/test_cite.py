@@ -85,5 +85,13 @@ def test_support_chinese_bigrams_and_best_passage():
 
 def test_overlap_bounds():
     assert overlap("", "anything") == 0.0
-    assert overlap("LEMUR QAUC", "lemur improves qauc") == 1.0
-    assert overlap("LEMUR BLEU", "lemur improves qauc") == 0.5
+    assert overlap("LEMUR QAUC Douyin", "lemur improves qauc in douyin") == 1.0
+    assert overlap("LEMUR BLEU WMT14 Douyin", "lemur improves qauc in douyin") == 0.5
+    assert overlap("LEMUR QAUC", "lemur improves qauc") == 2 / 3  # short sentences are capped
+
+
+def test_contentless_citing_sentence_has_low_support():
+    cites, _ = build_citations("1. [1]\n2. [2]", rqvae_hits())
+    assert [c.n for c in cites] == [1, 2] and all(c.support == 0.0 for c in cites)
+    short, _ = build_citations("Q-BERT4Rec [1].", rqvae_hits())
+    assert 0 < short[0].support <= 1 / 3
