@@ -186,12 +186,23 @@ def _make_chunk(paper: Paper, base: dict, field: str, i: int, passage: str) -> C
                  metadata=meta)
 
 
+def meta_text(paper: Paper) -> str:
+    """The record's metadata as one searchable passage (venue, DOI, dates, authors...)."""
+    parts = [("arXiv", paper.arxiv_id), ("Authors", "; ".join(paper.authors)),
+             ("Categories", ", ".join(paper.categories)), ("Comment", paper.comment), ("DOI", paper.doi),
+             ("Submitted", paper.published), ("Digest date", paper.date if paper.date != paper.published else None),
+             ("Code", paper.code_url)]
+    if not (paper.comment or paper.doi or paper.published or paper.code_url or paper.authors):
+        return ""
+    return ". ".join(f"{k}: {v}" for k, v in parts if v) + "."
+
+
 def chunk_paper(paper: Paper, settings: Settings) -> list[Chunk]:
-    """One chunk per non-empty text field; fields over settings.chunk_tokens become windows."""
+    """One chunk per non-empty text field (plus a metadata passage); long fields become windows."""
     base = paper_metadata(paper)
     out: list[Chunk] = []
     for field in TEXT_FIELDS:
-        text = (getattr(paper, field) or "").strip()
+        text = meta_text(paper) if field == "meta" else (getattr(paper, field) or "").strip()
         if not text:
             continue
         for i, passage in enumerate(split_text(text, settings.chunk_tokens, settings.chunk_overlap)):

@@ -39,9 +39,9 @@ from contextlib import contextmanager
 from itertools import accumulate
 
 from rag.text import normalize_title
-from rag.types import TEXT_FIELDS, Paper, Source
+from rag.types import PAPER_TEXT_FIELDS, Paper, Source
 
-_LONG_FIELDS = (*TEXT_FIELDS, "comment")
+_LONG_FIELDS = (*PAPER_TEXT_FIELDS, "comment")
 _FIRST_FIELDS = ("doi", "code_url", "related_to")
 _STOP = frozenset(
     "a an the and or of for to in on at by with from as is are was were be been this that these those "

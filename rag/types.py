@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, asdict
 from typing import Any
 
-# Text fields of a paper that become chunks, with their language.
+# Chunk fields with their language: the paper's text fields plus the derived "meta" passage.
 TEXT_FIELDS: dict[str, str] = {
     "abstract": "en",
     "tldr_en": "en",
@@ -17,7 +17,10 @@ TEXT_FIELDS: dict[str, str] = {
     "method_zh": "zh",
     "result_zh": "zh",
     "conclusion_zh": "zh",
+    "meta": "en",  # derived: authors, categories, comment (venue), DOI, dates, code URL
 }
+# The text attributes of Paper (TEXT_FIELDS without the derived "meta").
+PAPER_TEXT_FIELDS: tuple[str, ...] = tuple(f for f in TEXT_FIELDS if f != "meta")
 
 
 @dataclass(frozen=True)

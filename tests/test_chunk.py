@@ -70,7 +70,7 @@ def test_tokenizer_survives_unwritable_cache_dir(tmp_path):
 def test_every_nonempty_field_is_a_chunk_with_lang():
     chunks = chunk_paper(paper(), Settings(index_dir="/x"))
     fields = [c.field for c in chunks]
-    assert set(fields) == {"abstract", "tldr_zh", "method_zh"}
+    assert set(fields) == {"abstract", "tldr_zh", "method_zh", "meta"}
     for c in chunks:
         assert c.lang == TEXT_FIELDS[c.field] and c.metadata["lang"] == c.lang
     assert {c.lang for c in chunks if c.field.endswith("_zh")} == {"zh"}
@@ -192,7 +192,9 @@ def test_seed_corpus_chunks():
         by.setdefault(c.paper_id, []).append(c)
     lemur = by["2511.10962"]
     assert {c.field for c in lemur} == {"abstract", "tldr_zh", "motivation_zh", "method_zh", "result_zh",
-                                        "conclusion_zh"}
+                                        "conclusion_zh", "meta"}
+    gpsd = {c.field: c.text for c in by["2506.03699"]}
+    assert "Comment: KDD'25" in gpsd["meta"] and "DOI: 10.1145/3711896.3737117" in gpsd["meta"]
     assert all(c.lang == "zh" for c in lemur if c.field != "abstract")
     assert any("抖音搜索" in c.text for c in lemur if c.field == "result_zh")
     mmq = {c.field for c in by["2508.15281"]}
