@@ -171,9 +171,9 @@ def test_date_int():
 def test_chunk_papers_keeps_order():
     ps = [paper(), paper(paper_id="2511.00001", arxiv_id="2511.00001", abstract="Tiny.", method_zh=None)]
     chunks = chunk_papers(ps, SETTINGS)
-    assert chunks[-2:][0].paper_id == "2511.00001" and chunks[0].paper_id == "2511.11010"
+    assert chunks[-3].paper_id == "2511.00001" and chunks[0].paper_id == "2511.11010"
     assert [c.chunk_id for c in chunks if c.paper_id == "2511.00001"] == \
-        ["2511.00001:abstract:0", "2511.00001:tldr_zh:0"]
+        ["2511.00001:abstract:0", "2511.00001:tldr_zh:0", "2511.00001:meta:0"]
 
 
 def test_seed_corpus_chunks():
@@ -195,10 +195,10 @@ def test_seed_corpus_chunks():
                                         "conclusion_zh", "meta"}
     gpsd = {c.field: c.text for c in by["2506.03699"]}
     assert "Comment: KDD'25" in gpsd["meta"] and "DOI: 10.1145/3711896.3737117" in gpsd["meta"]
-    assert all(c.lang == "zh" for c in lemur if c.field != "abstract")
+    assert all(c.lang == "zh" for c in lemur if c.field not in ("abstract", "meta"))
     assert any("抖音搜索" in c.text for c in lemur if c.field == "result_zh")
     mmq = {c.field for c in by["2508.15281"]}
-    assert mmq == {"abstract", "tldr_en"}
+    assert mmq == {"abstract", "tldr_en", "meta"}
     assert by["2508.15281"][0].embed_text.startswith("MMQ: Multimodal Mixture-of-Quantization")
     moon = by["2511.11305"][0].metadata
     assert moon["date"] == "2025-11-20" and moon["date_int"] == 20251120 and moon["categories"] == "cs.IR"
