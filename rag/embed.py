@@ -28,6 +28,9 @@ MINILM_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 TOKENIZER_PATH = Path(__file__).parent / "data" / "minilm" / "tokenizer.json"
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length (the graph itself accepts up to 512)
+# Padded tokens per ONNX run: bench showed batch 64 x 256 tokens peaking at 1.8 GB RSS and running
+# slower than ~1k-token batches (int8 MiniLM, 2 cores).
+BATCH_TOKENS = 1024
 OPENAI_BATCH = 256  # inputs per embeddings request
 OPTIONS = "'minilm-onnx' (offline default), 'openai:<model>' or 'st:<sentence-transformers model name>'"
 _OPENAI_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072,
@@ -66,11 +69,18 @@ def l2_normalise(mat: np.ndarray) -> np.ndarray:
     return (mat / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
-def length_batches(lengths: Sequence[int], batch: int) -> Iterator[list[int]]:
-    """Indices grouped into batches of similar length (longest first), each at most ``batch``."""
+def length_batches(lengths: Sequence[int], batch: int, max_tokens: int | None = None) -> Iterator[list[int]]:
+    """Indices grouped into batches of similar length (longest first), each at most ``batch`` rows and,
+    with ``max_tokens``, at most that many padded tokens (rows x longest) unless a single row exceeds it."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    for start in range(0, len(order), max(1, batch)):
-        yield order[start:start + max(1, batch)]
+    cur: list[int] = []
+    for i in order:
+        if cur and (len(cur) >= max(1, batch) or (max_tokens and (len(cur) + 1) * lengths[cur[0]] > max_tokens)):
+            yield cur
+            cur = []
+        cur.append(i)
+    if cur:
+        yield cur
 
 
 _hash_lock = threading.Lock()
@@ -163,7 +173,7 @@ class OnnxMiniLM(Embedder):
             return out
         encodings = self.tokenizer.encode_batch([str(t) for t in texts])
         ids = [e.ids for e in encodings]
-        for idx in length_batches([len(x) for x in ids], self.batch):
+        for idx in length_batches([len(x) for x in ids], self.batch, BATCH_TOKENS):
             out[idx] = self._run([ids[i] for i in idx])
         return out
 
