@@ -64,11 +64,14 @@ class FakeApi:
             progress(1, 1, "done")
         return IngestReport(files=len(paths), papers_new=3, chunks_added=12, seconds=0.5)
 
+    def check_files(self, paths, settings=None):
+        return []
+
 
 @pytest.fixture
 def fake(monkeypatch):
     f = FakeApi()
-    for name in ("ask_stream", "papers", "stats", "ingest"):
+    for name in ("ask_stream", "papers", "stats", "ingest", "check_files"):
         monkeypatch.setattr(api, name, getattr(f, name))
     return f
 
