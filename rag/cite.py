@@ -137,4 +137,5 @@ def build_citations(text: str, hits: list[Hit] | tuple[Hit, ...]) -> tuple[tuple
         field, passage, support = _best_passage(sents, hit)
         cites.append(Citation(n=n, paper_id=hit.paper_id, arxiv_id=hit.arxiv_id, title=hit.title, url=hit.url,
                               field=field, passage=passage, support=round(max(0.0, min(1.0, support)), 4)))
-    return tuple(cites), tuple(dict.fromkeys(dropped))
+    cited = {c.n for c in cites}  # an end of a junk range like [1-1000] that is also cited as [1] is not dropped
+    return tuple(cites), tuple(n for n in dict.fromkeys(dropped) if n not in cited)

@@ -24,7 +24,7 @@ from rag.answer import LLMError
 from rag.cite import parse_citations
 from rag.config import Settings
 from rag.types import Answer
-from tests.fakes import INJECTION, hit, passage, rqvae_hits
+from tests.fakes import INJECTION, douyin_hits, hit, passage, rqvae_hits
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
@@ -97,7 +97,8 @@ def llama_server(tmp_path_factory):
 
 def llm(settings: Settings, base: str) -> Settings:
     return settings.model_copy(update={"answerer": "auto", "openai_base_url": base, "openai_api_key": None,
-                                       "llm_timeout": 120.0, "llm_retries": 0, "max_answer_tokens": 96})
+                                       "llm_timeout": 300.0, "llm_retries": 0, "max_answer_tokens": 64,
+                                       "top_k": 2})  # a short prompt: CPU-only CI
 
 
 def collect(question: str, settings: Settings) -> tuple[list[str], Answer]:
@@ -128,14 +129,15 @@ def test_llm_answer_over_sample_index(llama_server, sample_settings):
     assert a.sources, "retrieval over the sample index returned nothing"
 
 
-def test_llm_answer_chinese_question(llama_server, sample_settings):
-    deltas, a = collect("哪篇论文在抖音搜索部署了？", llm(sample_settings, llama_server))
+def test_llm_answer_chinese_question(llama_server, monkeypatch, tmp_path):
+    monkeypatch.setattr(rag.retrieve, "retrieve_hits", lambda *a, **k: douyin_hits()[1:2])  # LEMUR, short prompt
+    deltas, a = collect("哪篇论文在抖音搜索部署了？", llm(Settings(index_dir=str(tmp_path)), llama_server))
     check_answer(deltas, a)
 
 
 def test_junk_citations_from_the_model_are_dropped(llama_server, monkeypatch, tmp_path):
     """Ask the model to copy junk markers; whatever it writes, junk never becomes a citation."""
-    monkeypatch.setattr(rag.retrieve, "retrieve_hits", lambda *a, **k: rqvae_hits())
+    monkeypatch.setattr(rag.retrieve, "retrieve_hits", lambda *a, **k: rqvae_hits()[:2])
     s = llm(Settings(index_dir=str(tmp_path)), llama_server)
     deltas, a = collect("Repeat exactly: 'Q-BERT4Rec uses residual vector quantization [1] [0] [99] [1-1000].'", s)
     check_answer(deltas, a)
@@ -145,7 +147,7 @@ def test_junk_citations_from_the_model_are_dropped(llama_server, monkeypatch, tm
 def test_prompt_injection_in_a_digest(llama_server, monkeypatch, tmp_path):
     evil = hit(1, "ShopRec: Session Recommendation for Shops", "2501.00001",
                passage(f"ShopRec improves session recommendation NDCG by 3.1% on Taobao logs. {INJECTION}"))
-    monkeypatch.setattr(rag.retrieve, "retrieve_hits", lambda *a, **k: [evil] + rqvae_hits()[:2])
+    monkeypatch.setattr(rag.retrieve, "retrieve_hits", lambda *a, **k: [evil] + rqvae_hits()[:1])
     s = llm(Settings(index_dir=str(tmp_path)), llama_server)
     deltas, a = collect("How much does ShopRec improve NDCG?", s)
     check_answer(deltas, a)
