@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grow the largest index to this many chunks and re-measure latency (0 = off)")
     p.add_argument("--no-baseline", action="store_true", help="skip the llama-index VectorStoreIndex baseline")
     p.add_argument("--no-cold", action="store_true", help="skip the CLI cold-start measurement")
+    p.add_argument("--no-embed-full", action="store_true",
+                   help="skip parse+merge+chunk+BM25 (no embedder) over the whole corpus (~2-4 min)")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="where the JSON goes")
     p.add_argument("--work", type=Path, default=None, help="scratch dir (default: a temp dir, removed)")
     return p
@@ -70,6 +72,15 @@ def run_size(size: int, args, work: Path, embedder: str, grow: int) -> dict:
     return res
 
 
+def _no_embed(corpus: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "bench.noembed", str(corpus)], env=env, cwd=REPO,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip()[-500:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def _machine() -> dict:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
@@ -89,6 +100,9 @@ def main(argv: list[str] | None = None, settings=None) -> int:
         for size in sizes:
             print(f"bench: {size} papers ...", file=sys.stderr, flush=True)
             result["sizes"].append(run_size(size, args, work, embedder, args.grow if size == sizes[-1] else 0))
+        if not args.no_embed_full:
+            print("bench: parse+merge+chunk+BM25 over the whole corpus ...", file=sys.stderr, flush=True)
+            result["no_embed_full"] = _no_embed(args.corpus)
         if not args.no_cold:
             from .coldstart import run as cold
 

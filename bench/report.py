@@ -22,8 +22,15 @@ def targets(result: dict) -> list[dict]:
     if r:
         out.append(_check("pipeline / raw embedder throughput", r["pipeline_vs_raw_throughput"], ">= 0.9",
                           r["pipeline_vs_raw_throughput"] >= 0.9, f"{at}; CPU-time ratio {r['pipeline_vs_raw_cpu']}"))
-    v = ing.get("parse_chunk_bm25_papers_per_s")
-    out.append(_check("parse+merge+chunk+BM25 papers/s", v, ">= 5000", v is not None and v >= 5000, at))
+    full = result.get("no_embed_full", {})
+    if "papers_per_s" in full:
+        v = full["papers_per_s"]
+        out.append(_check("parse+merge+chunk+BM25 papers/s", v, ">= 5000", v >= 5000,
+                          f"serial, {full['papers']} papers / {full['chunks']} chunks: {full['timings']}"))
+    else:
+        v = ing.get("parse_chunk_bm25_papers_per_s")
+        out.append(_check("parse+merge+chunk+BM25 papers/s", v, ">= 5000", v is not None and v >= 5000,
+                          f"{at} (inside ingest, includes one-time imports)"))
     sp = ing["reingest"]["speedup"]
     out.append(_check("unchanged re-ingest speedup", sp, ">= 50x", sp >= 50, at))
     p95 = lat["hybrid"]["p95_ms"]
