@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -21,20 +22,28 @@ def _env(index: Path) -> dict:
     return env
 
 
-def _run(cmd: list[str], env: dict) -> tuple[float, subprocess.CompletedProcess]:
-    t0 = time.perf_counter()
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _run(cmd: list[str], env: dict, cpu: list | None = None) -> tuple[float, subprocess.CompletedProcess]:
+    c0, t0 = _children_cpu(), time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    if cpu is not None:
+        cpu.append(_children_cpu() - c0)
     return time.perf_counter() - t0, proc
 
 
 def _timed(cmd: list[str], env: dict, repeat: int) -> dict:
-    times = []
+    times, cpu = [], []
     for _ in range(repeat):
-        dt, proc = _run(cmd, env)
+        dt, proc = _run(cmd, env, cpu)
         if proc.returncode != 0:
             return {"error": f"exit {proc.returncode}: {proc.stderr.strip()[-500:]}"}
         times.append(dt)
-    return {"median_s": round(statistics.median(times), 3), "min_s": round(min(times), 3), "runs": len(times)}
+    return {"median_s": round(statistics.median(times), 3), "min_s": round(min(times), 3), "runs": len(times),
+            "cpu_median_s": round(statistics.median(cpu), 3)}
 
 
 def importtime(cmd: list[str], env: dict, top: int = 10) -> list[dict]:
