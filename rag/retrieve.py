@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .config import Settings
-from .types import Filters, Hit, Passage
+from .types import TEXT_FIELDS, Filters, Hit, Passage
 
 # ---------------------------------------------------------------- tokenisation
 
@@ -317,18 +317,37 @@ def _rank_papers(paper_scores: dict[str, float], pinned: list[str]) -> list[tupl
 
 
 def _to_hits(store, top: list[tuple[str, float]], per_paper: dict) -> list[Hit]:
+    """Hits with the paper's retrieved passages first, then its other fields (so the answerer
+    sees every field of a top paper, e.g. the venue in 'meta' or a zh result sentence)."""
     papers = store.get_papers(pid for pid, _ in top)
+    extra = _other_chunks(store, [pid for pid, _ in top], per_paper)
     hits = []
     for rank, (pid, score) in enumerate(top, 1):
         p = papers.get(pid)
-        passages = tuple(Passage(r["chunk_id"], r["field"], r["lang"], r["text"], float(s))
-                         for s, r in per_paper[pid][:4])
-        first = per_paper[pid][0][1]
+        chunks = per_paper[pid][:4] + extra.get(pid, [])
+        passages = tuple(Passage(r["chunk_id"], r["field"], r["lang"], r["text"], float(s)) for s, r in chunks)
+        first = chunks[0][1]
         hits.append(Hit(rank=rank, paper_id=pid, arxiv_id=(p.arxiv_id if p else first["arxiv_id"]) or None,
                         title=p.title if p else first["title"], score=float(score), passages=passages,
                         date=p.date if p else None, authors=p.authors if p else (),
                         categories=p.categories if p else ()))
     return hits
+
+
+def _other_chunks(store, paper_ids: list[str], per_paper: dict, limit: int = 10) -> dict[str, list]:
+    """Chunks of these papers that retrieval did not rank, in field order, score 0."""
+    if not paper_ids:
+        return {}
+    q = f"SELECT chunk_id, paper_id FROM chunks WHERE paper_id IN ({','.join('?' * len(paper_ids))})"
+    ids = [(cid, pid) for cid, pid in store.db.execute(q, paper_ids)]
+    seen = {r["chunk_id"] for pid in paper_ids for _, r in per_paper.get(pid, [])[:4]}
+    rows = store.chunk_rows(cid for cid, _ in ids if cid not in seen)
+    order = {f: i for i, f in enumerate(TEXT_FIELDS)}
+    out: dict[str, list] = defaultdict(list)
+    for r in sorted(rows.values(), key=lambda r: (order.get(r["field"], 99), r["chunk_id"])):
+        if len(out[r["paper_id"]]) < limit:
+            out[r["paper_id"]].append((0.0, r))
+    return out
 
 
 _STORES: dict[tuple, object] = {}
