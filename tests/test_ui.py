@@ -290,3 +290,15 @@ def test_launch_options_ship_css_head_and_local_fonts():
     assert ".dq-card" in opts["css"] and 'a[href^="#src-"]' in opts["head"]
     fonts = [*opts["theme"]._font, *opts["theme"]._font_mono]
     assert fonts and all(isinstance(f, str) for f in fonts), fonts  # system fonts only, nothing fetched
+
+
+def test_card_date_says_digest_or_submitted():
+    from rag.types import Source
+    from ui.render import _date_label
+
+    digest = Paper(paper_id="1", title="T", sources=(Source("a.md", "2025-11-20"), Source("b.md", None)),
+                   published="2025-11-01")
+    related = Paper(paper_id="t-x", title="R", sources=(Source("p.txt", None),), published="2025-08-28")
+    assert _date_label(digest, None) == "digest 2025-11-20"
+    assert _date_label(related, None) == "submitted 2025-08-28"
+    assert _date_label(Paper(paper_id="2", title="U"), None) == "date unknown"

@@ -124,12 +124,19 @@ def _title_link(title: str, arxiv_id: str | None) -> str:
             f' <a class="dq-arxiv" href="{esc(url)}" target="_blank" rel="noopener noreferrer">arXiv:{esc(arxiv_id)}</a>')
 
 
+def _date_label(paper: Paper | None, hit: Hit | None) -> str:
+    """'digest 2025-11-20' when a digest dated it, else 'submitted 2025-08-28', else unknown."""
+    digest = sorted(s.date for s in paper.sources if s.date) if paper else []
+    if digest:
+        return f"digest {esc(digest[0])}"
+    submitted = (paper.published if paper else None) or (hit.date if hit else None)
+    return f"submitted {esc(submitted)}" if submitted else "date unknown"
+
+
 def _meta(paper: Paper | None, hit: Hit | None) -> str:
     authors = paper.authors if paper else (hit.authors if hit else ())
-    date = (paper.date if paper else None) or (hit.date if hit else None)
     cats = paper.categories if paper else (hit.categories if hit else ())
-    parts = [f'<span class="dq-authors">{_authors(authors)}</span>',
-             f'<span>digest {esc(date) if date else "date unknown"}</span>']
+    parts = [f'<span class="dq-authors">{_authors(authors)}</span>', f"<span>{_date_label(paper, hit)}</span>"]
     if cats:
         parts.append(f'<span>{esc(", ".join(cats))}</span>')
     return '<div class="dq-meta">' + " · ".join(parts) + "</div>"
