@@ -111,6 +111,7 @@ class FakeLLM:
 
     def __init__(self, responder: Responder | str = "CANNOT_ANSWER", model: str = "fake-model") -> None:
         self.responder: Responder = responder if callable(responder) else (lambda _req, _t=responder: _t)
+        self.delay = 0.0  # seconds between streamed pieces
         self.model = model
         self.statuses: list[int] = []  # e.g. [429] -> first call answers 429, the next one streams
         self.requests: list[dict] = []
@@ -162,6 +163,7 @@ class FakeLLM:
                 pieces = [text[i:i + 7] for i in range(0, len(text), 7)] or [""]
                 for piece in pieces:
                     self._event({"content": piece})
+                    time.sleep(fake.delay)
                 self._event({}, finish="stop")
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()

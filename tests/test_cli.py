@@ -1,0 +1,123 @@
+"""The `digestqa` command end to end (subprocesses), and the README's commands kept true."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(args, index, timeout=300, exe=None, **env):
+    cmd = [exe] if exe else [sys.executable, "-m", "rag.cli"]
+    full_env = {**os.environ, "DIGESTQA_INDEX": str(index), "PYTHONPATH": str(REPO), **env}
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def test_ask_on_empty_index_ingests_sample_and_says_so(tmp_path):
+    r = run(["ask", "--json", "哪篇论文在抖音搜索部署了？"], tmp_path / "idx")
+    assert r.returncode == 0, r.stderr
+    assert "ingesting the bundled sample" in r.stderr
+    out = json.loads(r.stdout)
+    for key in ("question", "answer", "abstained", "answerer", "model", "embedder", "citations", "sources",
+                "timings_ms"):
+        assert key in out
+    assert out["answerer"] == "extractive" and out["model"] is None
+    assert "2511.10962" in {c["arxiv_id"] for c in out["citations"]}
+    assert re.search(r"0\.843", out["answer"]) and re.search(r"[\u4e00-\u9fff]", out["answer"])
+    assert set(out["timings_ms"]) >= {"retrieve", "answer", "total"}
+    cited = {c["paper_id"] for c in out["citations"]}
+    assert cited <= {s["paper_id"] for s in out["sources"]}
+
+
+def test_ingest_papers_stats_and_exit_codes(tmp_path, shared_dir):
+    idx = tmp_path / "idx"
+    day = shared_dir / "corpora" / "arxiv_daily_report_table" / "04-Dec-2025" / "README.md"
+    r = run(["ingest", str(day), str(tmp_path / "does-not-exist.md")], idx)
+    assert r.returncode == 1
+    assert "does-not-exist.md" in r.stdout and "failures: 1" in r.stdout
+    r = run(["ingest", "--quiet", str(day)], idx)
+    assert r.returncode == 0 and "1 unchanged" in r.stdout
+    papers = json.loads(run(["papers", "--json"], idx).stdout)
+    assert isinstance(papers, list) and papers
+    assert {"paper_id", "arxiv_id", "title", "title_derived", "sources", "linked_ids"} <= set(papers[0])
+    stats = run(["stats"], idx).stdout
+    assert f"papers: {len(papers)}" in stats and "collection: dq-" in stats and str(idx) in stats
+
+
+def test_ask_text_output_names_answerer_and_embedder(tmp_path):
+    r = run(["ask", "What BLEU score does Q-BERT4Rec get on WMT14?"], tmp_path / "idx")
+    assert r.returncode == 0, r.stderr
+    assert "CANNOT_ANSWER" in r.stdout
+    assert "answerer: extractive" in r.stdout and "no OPENAI_API_KEY" in r.stdout and "embedder:" in r.stdout
+
+
+def test_unreachable_llm_is_a_clear_error_not_a_fallback(tmp_path):
+    r = run(["ask", "which papers use RQ-VAE semantic IDs"], tmp_path / "idx",
+            OPENAI_BASE_URL="http://127.0.0.1:9/v1", OPENAI_API_KEY="x")
+    assert r.returncode == 2
+    assert "127.0.0.1:9" in r.stderr and "Traceback" not in r.stderr
+    assert "answerer: extractive" not in r.stdout
+
+
+def _quickstart_commands() -> list[str]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", section)
+
+
+def test_readme_quickstart_has_two_commands_and_ci_uses_the_test_one():
+    cmds = _quickstart_commands()
+    assert len(cmds) == 2
+    assert "pip install ." in cmds[0] and "digestqa ask" in cmds[0]
+    assert cmds[1] in (REPO / ".ci" / "run").read_text() or cmds[1].split()[-1] in (REPO / ".ci" / "run").read_text()
+
+
+def test_readme_quickstart_question_with_the_installed_command(tmp_path):
+    exe = shutil.which("digestqa")
+    assert exe, "the digestqa console script must be installed (pip install .)"
+    question = re.search(r'digestqa ask "([^"]+)"', _quickstart_commands()[0]).group(1)
+    r = run(["ask", question], tmp_path / "idx", exe=exe)
+    assert r.returncode == 0, r.stderr
+    assert "[1]" in r.stdout and "2512.02474" in r.stdout
+
+
+def test_chat_streams_and_keeps_history(sample_settings):
+    import threading
+    import time
+
+    from tests.fakes import FakeLLM
+
+    with FakeLLM("LEMUR was deployed in Douyin Search and improved QAUC by 0.81% [1].") as fake:
+        fake.delay = 0.15
+        env = {**os.environ, "DIGESTQA_INDEX": sample_settings.index_dir, "PYTHONPATH": str(REPO),
+               "OPENAI_BASE_URL": fake.base_url, "DIGESTQA_MODEL": "fake-model", "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "chat"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, bufsize=0)
+        seen: list[tuple[float, str]] = []
+
+        def reader():
+            for ch in iter(lambda: proc.stdout.read(1), ""):
+                seen.append((time.monotonic(), ch))
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        proc.stdin.write("Which paper was deployed in Douyin Search?\nHow much did it improve QAUC?\n/quit\n")
+        proc.stdin.flush()
+        proc.wait(timeout=300)
+        t.join(timeout=5)
+    out = "".join(ch for _, ch in seen)
+    assert proc.returncode == 0, proc.stderr.read()
+    assert "answerer: llm" in out and out.count("LEMUR was deployed") == 2
+    start = out.index("LEMUR was deployed")
+    first_at = seen[start][0]
+    last_at = seen[start + len("LEMUR was deployed in Douyin Search and improved QAUC by 0.81% [1]") - 1][0]
+    assert last_at - first_at > 0.5, "the answer must appear piece by piece, not all at once"
+    follow_up = fake.requests[1]["messages"]
+    assert any("Which paper was deployed in Douyin Search?" in m["content"] for m in follow_up[:-1])
