@@ -98,10 +98,17 @@ def overlap(sentence: str, passage: str) -> float:
     return len(want & terms(passage)) / max(len(want), MIN_TERMS)
 
 
+def _head(hit: Hit) -> str:
+    """The hit's own labelled metadata: it supports identifying labels and metadata lines of an answer."""
+    ident = f"arXiv ID: {hit.arxiv_id}" if hit.arxiv_id else "no arXiv ID"
+    return "\n".join([hit.title, ident, f"Authors: {', '.join(hit.authors)}", f"Date: {hit.date or ''}",
+                      f"Categories: {' '.join(hit.categories)}"])
+
+
 def _best_passage(sentences: list[str], hit: Hit) -> tuple[str, str, float]:
     """(field, passage text, support) of the hit passage best supporting the citing sentences."""
     best = ("", "", -1.0)
-    head = "\n".join([hit.title, hit.arxiv_id or "", ", ".join(hit.authors), hit.date or "", " ".join(hit.categories)])
+    head = _head(hit)
     for p in hit.passages:
         ref = f"{head}\n{p.text}"
         score = sum(overlap(s, ref) for s in sentences) / len(sentences)

@@ -51,12 +51,27 @@ achieve achieves achieved perform performs performance better best good improve 
 id ids thing things something anything data main category categories company companies affiliated affiliation venue conference
 published publish accepted date dates submitted listed first last stand stands called name named number kind
 introduce introduces introduced construct constructs build builds built design designs designed""".split())
-_META = (  # question cue -> metadata line of a source that answers it
-    (re.compile(r"\b(?:who|authors?|wrote|written|affiliat\w*)\b|作者|谁", re.I), "authors"),
-    (re.compile(r"\b(?:when|date|dates|published|submitted|listed|year)\b|日期|哪天|何时|什么时候|哪一年", re.I), "date"),
-    (re.compile(r"\b(?:category|categories|field)\b|类别|分类|领域", re.I), "categories"),
-    (re.compile(r"\barxiv\s*id\b|编号", re.I), "arxiv"),
+# Question cue -> metadata fields that answer it (first present wins; "*" = every present one).
+# Fields come from the chunked "meta" passage ("Comment: KDD'25. DOI: ... Submitted: ...") and the hit itself.
+_META = (
+    (re.compile(r"\b(?:who|authors?\s+(?:of|are|is)|first\s+author|(?:wrote|written|authored)|affiliat\w*)\b|"
+                r"作者|谁", re.I), ("Authors",), False),
+    (re.compile(r"\b(?:venue|conference|journal|workshop|accepted|proceedings|appear(?:s|ed)?\s+(?:in|at))\b|"
+                r"会议|期刊|录用|发表在|发表于", re.I), ("Comment", "Journal ref"), True),
+    (re.compile(r"\bdoi\b", re.I), ("DOI",), True),
+    (re.compile(r"\blicen[cs]e[ds]?\b|许可|授权协议", re.I), ("License",), True),
+    (re.compile(r"\b(?:relevance|digest|page)\s+score\b|相关性得分|评分", re.I), ("Score",), True),
+    (re.compile(r"\b(?:code|github|repository|repo)\b|代码|开源", re.I), ("Code",), False),
+    (re.compile(r"\b(?:submitted|submission)\b|提交", re.I), ("Submitted", "Date"), False),
+    (re.compile(r"\b(?:listed|announced|digest\s+date|which\s+(?:date'?s?\s+)?digest)\b|收录|日报", re.I), ("Digest date", "Date"), False),
+    (re.compile(r"\b(?:when|date|dates|year|published\s+in\s+\d{4})\b|日期|哪天|何时|什么时候|哪一?年", re.I),
+     ("Submitted", "Digest date", "*", "Date"), False),
+    (re.compile(r"\b(?:category|categories|field)\b|类别|分类|领域", re.I), ("Categories",), False),
+    (re.compile(r"\barxiv\s*id\b|编号", re.I), ("arXiv ID",), False),
 )
+_META_KEYS = ("arXiv", "Authors", "Categories", "Comment", "DOI", "Submitted", "Digest date", "Code", "License",
+              "Score", "Journal ref")
+_META_FIELD = re.compile(r"(?:^|(?<=\.\s))(" + "|".join(_META_KEYS) + r"):\s+")
 _ZH_STOP_PHRASES = ("可以", "哪些", "哪篇", "哪几篇", "哪个", "哪一篇", "什么", "论文", "文章", "工作", "方法", "是否", "如何",
                     "怎么", "怎样", "多少", "使用", "采用", "利用", "提出", "研究", "模型", "有没有", "有哪些", "请问",
                     "介绍", "一下", "这篇", "那篇", "它们", "他们", "我们", "主要", "相关", "哪里", "分别", "以及")
@@ -64,7 +79,7 @@ _ZH_STOP_CHARS = "的了在是有吗呢和与及或中上下把被对为其这�
 _LIST_EN = re.compile(r"^\s*(?:which|what|list|name|find|show)\s+(?:(?:of\s+the\s+)?(?:\w+\s+){0,2})?"
                       r"(?:papers|paper|works|studies|articles|methods|approaches|models|systems)\b|"
                       r"^\s*(?:are there|is there|do any|does any)\b", re.I)
-_LIST_ZH = re.compile(r"哪些|哪篇|哪几篇|哪一篇|哪个|有没有.*(?:论文|文章)|有哪些")
+_LIST_ZH = re.compile(r"哪篇|哪几篇|哪一篇|(?:哪些|哪个|有没有|有哪些)[^，。？?]{0,6}?(?:论文|文章|工作|研究|方法|模型)")
 _CONTRAST = re.compile(r"\b(?:unlike|instead of|rather than|in contrast to|as opposed to|different from|"
                        r"differs from|compared to|compared with|replac(?:e|es|ing) )|不同于|区别于|而非|而不是|相比|取代")
 _INJECTION = re.compile(
@@ -300,17 +315,40 @@ def _evidence(hit: Hit, index: int) -> SourceEvidence:
     return SourceEvidence(hit, index, head, sents)
 
 
-def _meta_sentences(hit: Hit, index: int, question: str) -> list[Sentence]:
-    """Metadata lines (authors, date, categories, arXiv ID) the question asks about."""
-    values = {"authors": ", ".join(hit.authors), "date": hit.date or "", "categories": ", ".join(hit.categories),
-              "arxiv": hit.arxiv_id or ""}
-    labels = {"authors": "Authors", "date": "Date", "categories": "Categories", "arxiv": "arXiv ID"}
-    out = []
-    for cue, key in _META:
-        if cue.search(question) and values[key]:
-            text = f"{labels[key]}: {values[key]}"
-            out.append(Sentence(text, index, "meta", norm(text), meta=True))
+def meta_fields(hit: Hit) -> dict[str, str]:
+    """Metadata of a hit: the fields of its "meta" passage, completed from the hit (authors, date ...)."""
+    out: dict[str, str] = {}
+    for p in hit.passages:
+        if p.field == "meta":
+            parts = _META_FIELD.split(p.text.strip())
+            out.update((k, v.strip().rstrip(".").strip()) for k, v in zip(parts[1::2], parts[2::2]) if v.strip())
+    extra = {"Authors": ", ".join(hit.authors), "Categories": ", ".join(hit.categories),
+             "arXiv ID": hit.arxiv_id or "", "Date": hit.date or ""}
+    out.update({k: v for k, v in extra.items() if v})
     return out
+
+
+def meta_cues(question: str) -> list[tuple[tuple[str, ...], bool]]:
+    """(fields, strict) for each metadata cue in the question; a later date cue yields to an earlier one."""
+    out = []
+    for cue, keys, strict in _META:
+        if cue.search(question) and not (out and "Date" in keys and any("Date" in k for k, _ in out)):
+            out.append((keys, strict))
+    return out
+
+
+def _meta_sentences(hit: Hit, index: int, question: str) -> list[Sentence]:
+    """Metadata lines (venue, DOI, dates, authors ...) the question asks about, as ``Field: value``."""
+    fields = meta_fields(hit)
+    chosen: list[str] = []
+    for keys, _ in meta_cues(question):
+        present = [k for k in keys if k != "*" and fields.get(k)]
+        take = present if "*" in keys else present[:1]
+        if "*" in keys and len(take) > 1 and "Date" in take:
+            take.remove("Date")
+        chosen.extend(k for k in take if k not in chosen)
+    texts = dict.fromkeys(f"{k}: {fields[k]}" for k in chosen)
+    return [Sentence(t, index, "meta", norm(t), meta=True) for t in texts]
 
 
 def _cover(ev: SourceEvidence, terms: list[Term]) -> None:
@@ -423,7 +461,28 @@ def plan(question: str, hits: list[Hit], terms_from: str | None = None) -> Plan:
     lines = _list_lines(terms, evs, w) if listing else _best_lines(terms, evs, w)
     if not lines:
         return Plan(lang, abstain_missing=[t.text for t in terms])
+    absent = _absent_meta(question, lines, lang)
+    if absent:
+        return Plan(lang, abstain_missing=absent)
     return Plan(lang, lines=lines, listing=listing)
+
+
+_META_LABEL = {"en": {"Comment": "venue (comment)", "DOI": "DOI", "License": "license", "Score": "score"},
+               "zh": {"Comment": "发表会议（备注）", "DOI": "DOI", "License": "许可协议", "Score": "评分"}}
+
+
+def _absent_meta(question: str, lines, lang: str) -> list[str]:
+    """Strictly metadata questions (venue, DOI, license ...) whose field no answering source has, and
+    that no quoted sentence mentions either: the answer would be off-topic, so abstain instead."""
+    out = []
+    for cue, keys, strict in _META:
+        if not (strict and cue.search(question)):
+            continue
+        has = any(k in meta_fields(ev.hit) for ev, _, _ in lines for k in keys)
+        said = any(cue.search(s.text) for ev, _, _ in lines for s in ev.sentences if not s.meta)
+        if not (has or said):
+            out.append(_META_LABEL[lang].get(keys[0], keys[0]))
+    return out
 
 
 def _missing(terms: list[Term], evs: list[SourceEvidence]) -> list[str]:
@@ -493,12 +552,19 @@ def _best_lines(terms: list[Term], evs: list[SourceEvidence], w: dict[str, float
     for score, ev, sent in ranked[:3]:
         if score < 0.75 * top:
             break
-        extra = [s for s in ev.sentences if s is not sent and s.score >= 0.6 * score and not lines
-                 and overlap(s.text, sent.text) < 0.8 and overlap(sent.text, s.text) < 0.8]
-        extra = sorted(extra, key=lambda s: -s.score)[:1]
+        extra = _extra_sentences(ev, sent, score) if not lines else []
         chosen = sorted([sent] + extra, key=ev.sentences.index)
         lines.append((ev, chosen, [t.text for t in terms if t.key in ev.contrast]))
     return lines
+
+
+def _extra_sentences(ev: SourceEvidence, sent: Sentence, score: float) -> list[Sentence]:
+    """Other requested metadata lines when the answer is metadata; else one close, non-redundant sentence."""
+    if sent.meta:
+        return [s for s in ev.sentences if s.meta and s is not sent]
+    extra = [s for s in ev.sentences if s is not sent and s.score >= 0.6 * score
+             and overlap(s.text, sent.text) < 0.8 and overlap(sent.text, s.text) < 0.8]
+    return sorted(extra, key=lambda s: -s.score)[:1]
 
 
 def _enough_rest(terms: list[Term], ev: SourceEvidence, share: float = 0.4) -> bool:

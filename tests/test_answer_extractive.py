@@ -120,3 +120,49 @@ def test_fast_and_deterministic():
     first = answer("Which papers use RQ-VAE semantic IDs?", hits)[0]
     assert (time.perf_counter() - t) < 0.1
     assert all(answer("Which papers use RQ-VAE semantic IDs?", hits)[0] == first for _ in range(3))
+
+
+def _meta_hit(meta_text, title="GPSD: Generative Pretraining for Scalable Discriminative Recommendation",
+              arxiv_id="2506.03699"):
+    return hit(1, title, arxiv_id, passage("GPSD narrows the generalization gap of discriminative models."),
+               passage(meta_text, "meta"))
+
+
+def test_venue_doi_and_dates_come_from_the_meta_passage():
+    h = _meta_hit("arXiv: 2506.03699. Comment: KDD'25. DOI: 10.1145/3711896.3737117. Submitted: 2025-06-04. "
+                  "Digest date: 2025-11-20.")
+    assert "Comment: KDD'25 [1]" in answer("At which venue was GPSD published?", [h])[0]
+    assert "DOI: 10.1145/3711896.3737117 [1]" in answer("What is the DOI of GPSD?", [h])[0]
+    submitted = answer("When was GPSD submitted to arXiv?", [h])[0]
+    assert "Submitted: 2025-06-04" in submitted and "2025-11-20" not in submitted
+    listed = answer("On which date's digest was GPSD listed?", [h])[0]
+    assert "Digest date: 2025-11-20" in listed and "2025-06-04" not in listed
+    zh = answer("GPSD 论文发表在哪个会议？", [h])[0]
+    assert zh.startswith("根据") and "KDD'25" in zh
+
+
+def test_comment_with_inner_periods_is_one_field():
+    h = _meta_hit("arXiv: 2410.04402. Comment: Accepted by ACM Multimedia 2024. Project Page: https://x.io/d/.",
+                  "DeformRF: Deformable Radiance Fields", "2410.04402")
+    assert extractive.meta_fields(h)["Comment"] == "Accepted by ACM Multimedia 2024. Project Page: https://x.io/d/"
+
+
+def test_venue_question_abstains_when_no_venue_is_given():
+    h = _meta_hit("arXiv: 2506.03699. Submitted: 2025-06-04.")
+    text, cites, _ = answer("At which venue was GPSD published?", [h])
+    assert text.startswith(CANNOT_ANSWER) and "venue" in text and cites == ()
+
+
+def test_authors_as_subject_is_not_an_author_question():
+    h = hit(1, "LORE: Relevance for E-commerce Search", "2512.03025",
+            passage("We build the RAIR benchmark to evaluate relevance capabilities."), authors=("Chenji Lu",))
+    text, _, _ = answer("Which benchmark did the LORE authors build to evaluate relevance?", [h])
+    assert "RAIR" in text and "Authors:" not in text
+
+
+@pytest.mark.parametrize("question, listing", [
+    ("哪篇论文在抖音搜索部署了？", True), ("哪些论文使用了知识蒸馏？", True),
+    ("Q-BERT4Rec 在哪些公开数据集上进行了验证？", False), ("GPSD 论文发表在哪个会议？", False),
+])
+def test_chinese_list_questions_ask_for_papers(question, listing):
+    assert extractive.is_list_question(question) is listing

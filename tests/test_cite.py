@@ -97,3 +97,14 @@ def test_contentless_citing_sentence_has_low_support():
     assert [c.n for c in cites] == [1, 2] and all(c.support == 0.0 for c in cites)
     short, _ = build_citations("Q-BERT4Rec [1].", rqvae_hits())
     assert 0 < short[0].support <= 1 / 3
+
+
+def test_metadata_lines_are_supported_by_the_hit_itself():
+    from tests.fakes import hit, passage
+
+    with_id = hit(1, "REG4Rec: Reasoning-Enhanced Generation", "2508.15308", passage("REG4Rec reasons."))
+    cites, _ = build_citations("- REG4Rec (2508.15308): arXiv ID: 2508.15308 [1]", [with_id])
+    assert cites[0].support == 1.0
+    no_id = hit(1, "MMGRec: Multimodal Generative Recommendation", None, passage("Submitted: 2024-04-25."))
+    cites, _ = build_citations("- MMGRec (no arXiv ID): Submitted: 2024-04-25 [1]", [no_id])
+    assert cites[0].support == 1.0
