@@ -8,7 +8,6 @@ boundaries (English . ! ? and Chinese 。！？), then clauses (, ; ，；), the
 from __future__ import annotations
 
 import base64
-import gc
 import hashlib
 import re
 from collections.abc import Iterable
@@ -20,6 +19,7 @@ from tiktoken.load import load_tiktoken_bpe
 
 from rag.config import Settings
 from rag.types import TEXT_FIELDS, Chunk, Paper
+from rag.util import no_gc
 
 TIKTOKEN_FILE = Path(__file__).resolve().parent / "data" / "tiktoken" / "cl100k_base.tiktoken"
 TIKTOKEN_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
@@ -212,10 +212,5 @@ def chunk_paper(paper: Paper, settings: Settings) -> list[Chunk]:
 
 def chunk_papers(papers: Iterable[Paper], settings: Settings) -> list[Chunk]:
     """Chunks of many papers, in input order (cyclic GC paused while building them)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
+    with no_gc():
         return [c for p in papers for c in chunk_paper(p, settings)]
-    finally:
-        if was:
-            gc.enable()

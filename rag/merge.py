@@ -27,19 +27,18 @@ Rules (all independent of input order; inputs are sorted by (digest date, file, 
 """
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import math
 import re
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from itertools import accumulate
 
 from rag.text import normalize_title
 from rag.types import PAPER_TEXT_FIELDS, Paper, Source
+from rag.util import no_gc
 
 _LONG_FIELDS = (*PAPER_TEXT_FIELDS, "comment")
 _FIRST_FIELDS = ("doi", "code_url", "related_to")
@@ -356,21 +355,9 @@ def _merge_all(groups: dict[str, list[Paper]]) -> dict[str, Paper]:
             else _merge_group(pid, recs) for pid, recs in groups.items()}
 
 
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic GC while building many acyclic records."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def merge_papers(papers: Iterable[Paper]) -> list[Paper]:
     """One record per paper across all digests (sorted by paper_id); see module doc for rules."""
-    with _no_gc():
+    with no_gc():
         return _merge_papers(papers)
 
 

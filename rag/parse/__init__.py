@@ -6,7 +6,6 @@ become one-line FileErrors naming the file (and line) and what to do.
 """
 from __future__ import annotations
 
-import gzip
 import zlib
 from pathlib import Path
 from typing import Callable

@@ -1,11 +1,9 @@
 """Helpers shared by the format parsers: building Paper records, dates, authors, placeholders."""
 from __future__ import annotations
 
-import gc
 import re
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from rag.text import strip_version, title_id
 from rag.types import FileError, Paper, Source
@@ -97,18 +95,6 @@ def make_paper(fields: dict[str, Any], source: Source, extra: list[tuple[str, st
         prov = (("title", source),) + prov
     return Paper(paper_id=aid or title_id(title), title=title, arxiv_id=aid, sources=(source,),
                  provenance=prov, extra=tuple(extra) if extra else (), **clean, **kw)
-
-
-@contextmanager
-def no_gc() -> Iterator[None]:
-    """Pause the cyclic GC while building many acyclic records (a large speed-up on big files)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def line_error(file: str, line: int | None, message: str) -> FileError:

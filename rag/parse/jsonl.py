@@ -9,9 +9,9 @@ import json
 import re
 from typing import Any
 
-from rag.parse.common import (date_from_name, is_placeholder, line_error, make_paper, no_gc,
-                              split_authors)
+from rag.parse.common import date_from_name, is_placeholder, line_error, make_paper, split_authors
 from rag.text import unescape_latex
+from rag.util import no_gc
 from rag.types import FileError, Paper, Source
 
 FORMAT = "jsonl"
