@@ -81,9 +81,26 @@ def answer_stream(question: str, settings: Settings, filters: Filters,
 def _list_filters(question: str, answerer: str, settings: Settings, filters: Filters) -> Filters:
     """"Which papers ..." questions need recall: the extractive answerer looks at 2x top_k (at least
     LIST_TOP_K) sources unless the caller set ``filters.top_k``. (The LLM keeps top_k: its context is small.)"""
+    filters = _digest_date_filter(question, filters)
     if answerer != "extractive" or filters.top_k is not None or not extractive.is_list_question(question):
         return filters
     return replace(filters, top_k=max(2 * settings.top_k, LIST_TOP_K))
+
+
+_DIGEST_CUE = re.compile(r"\b(?:listed|digest|report|announced)\b|收录|日报|摘要", re.I)
+
+
+def _digest_date_filter(question: str, filters: Filters) -> Filters:
+    """"Which papers were listed in the digest of <date>?" restricts retrieval to that digest date
+    (only when the caller set no date range and the question names exactly one full date)."""
+    if filters.since or filters.until or not extractive.is_list_question(question) \
+            or not _DIGEST_CUE.search(question):
+        return filters
+    dates = {t.key for t in extractive.date_terms(question)}
+    if len(dates) != 1:
+        return filters
+    day = dates.pop()
+    return replace(filters, since=day, until=day)
 
 
 def finish(question: str, text: str, hits: list[Hit], answerer: str, model: str | None, settings: Settings,

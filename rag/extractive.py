@@ -46,7 +46,7 @@ get gets got make makes made do say says said""".split())
 GENERIC = frozenset("""paper papers work works study studies article articles method methods approach approaches
 model models framework frameworks system systems technique techniques propose proposed proposes author authors
 result results use using used based new novel existing task tasks problem problems way ways kind type types
-digest digests arxiv source sources mention mentions mentioned report reports reported present presents
+digest digests daily weekly arxiv source sources mention mentions mentioned report reports reported present presents
 achieve achieves achieved perform performs performance better best good improve improves improved improvement
 id ids thing things something anything data main category categories company companies affiliated affiliation venue conference
 published publish accepted date dates submitted listed first last stand stands called name named number kind
@@ -141,6 +141,11 @@ def _date_terms(question: str) -> tuple[list[Term], str]:
                 out.append(Term(m.group(0), f"{int(y):04d}-{int(mo):02d}-{int(d):02d}", "strong"))
         question = rx.sub(" ", question)
     return out, question
+
+
+def date_terms(question: str) -> list[Term]:
+    """Full dates in the question as strong terms with ISO keys (``04-Dec-2025`` -> ``2025-12-04``)."""
+    return _date_terms(unicodedata.normalize("NFKC", question))[0]
 
 
 def _stem(word: str) -> str:
@@ -450,7 +455,7 @@ def plan(question: str, hits: list[Hit], terms_from: str | None = None) -> Plan:
     evs = [_evidence(h, i) for i, h in enumerate(hits)]
     for ev in evs:
         _cover(ev, terms)
-    missing = _missing(terms, evs)
+    missing = _missing(terms, evs, strong_groups(terms, terms_from or question))
     if not terms or missing:
         return Plan(lang, abstain_missing=missing or ["(no specific terms in the question)"])
     w = _weights(terms, evs)
@@ -458,7 +463,7 @@ def plan(question: str, hits: list[Hit], terms_from: str | None = None) -> Plan:
         _score_sentences(ev, w, lang)
         _add_meta(ev, question)
     listing = is_list_question(question)
-    lines = _list_lines(terms, evs, w) if listing else _best_lines(terms, evs, w)
+    lines = _list_lines(terms, evs, w, terms_from or question) if listing else _best_lines(terms, evs, w)
     if not lines:
         return Plan(lang, abstain_missing=[t.text for t in terms])
     absent = _absent_meta(question, lines, lang)
@@ -485,11 +490,12 @@ def _absent_meta(question: str, lines, lang: str) -> list[str]:
     return out
 
 
-def _missing(terms: list[Term], evs: list[SourceEvidence]) -> list[str]:
-    """Strong terms no source covers; or all terms when under half the question is covered."""
+def _missing(terms: list[Term], evs: list[SourceEvidence], groups: list[set[str]]) -> list[str]:
+    """Strong terms no source covers (unless an "or" alternative is covered); or all terms when under
+    half the question is covered."""
     union = set().union(*(e.covered for e in evs)) if evs else set()
     strong = [t.text for t in terms if t.kind == "strong" and t.key not in union]
-    if strong:
+    if strong and not any(g <= union for g in groups):
         return strong
     latin = [t for t in terms if t.kind != "cjk"]
     latin_share = sum(t.key in union for t in latin) / len(latin) if latin else 1.0
@@ -521,14 +527,28 @@ def _applicable(w: dict[str, float], terms: list[Term], ev: SourceEvidence) -> d
     return {k: v for k, v in w.items() if k not in cjk}
 
 
-def _list_lines(terms: list[Term], evs: list[SourceEvidence], w: dict[str, float]):
-    """Every source covering the strong terms and enough of the rest, best first."""
+_OR = re.compile(r"\s(?:or|and/or)\s|或者|或是|或")
+
+
+def strong_groups(terms: list[Term], question: str) -> list[set[str]]:
+    """Strong-term keys a source must all cover, per alternative: "A or B" questions are satisfied
+    by either side (a side without strong terms imposes none)."""
+    keys = {t.key for t in terms if t.kind == "strong"}
+    sides = _OR.split(question)
+    if len(sides) < 2:
+        return [keys]
+    return [keys & {t.key for t in salient_terms(side)} for side in sides]
+
+
+def _list_lines(terms: list[Term], evs: list[SourceEvidence], w: dict[str, float], question: str):
+    """Every source covering the strong terms (of one alternative) and enough of the rest, best first."""
     strong = {t.key for t in terms if t.kind == "strong"}
+    groups = strong_groups(terms, question)
     covs = {e.index: _coverage(e.covered, _applicable(w, terms, e)) for e in evs}
     best = max(covs.values())
     lines = []
     for ev in evs:
-        if not _strong_ok(terms, ev) or covs[ev.index] < max(0.34, 0.6 * best):
+        if not any(g <= ev.covered for g in groups) or covs[ev.index] < max(0.34, 0.6 * best):
             continue
         sent = _best_sentence(ev, strong)
         if sent is not None:

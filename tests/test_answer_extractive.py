@@ -166,3 +166,16 @@ def test_authors_as_subject_is_not_an_author_question():
 ])
 def test_chinese_list_questions_ask_for_papers(question, listing):
     assert extractive.is_list_question(question) is listing
+
+
+def test_or_questions_accept_either_alternative():
+    nerf = hit(1, "DeformRF: Deformable Radiance Fields", "2410.04402",
+               passage("We model dynamic scenes with neural radiance fields and render novel views."))
+    mesh = hit(2, "Oblique-MERF: Aerial Scenes", "2404.09531",
+               passage("Reconstructing 3D scenes from oblique photography degrades rendering quality."))
+    text, cites, _ = answer("Which papers are about neural radiance fields or 3D scene rendering?", [nerf, mesh])
+    assert [c.arxiv_id for c in cites] == ["2410.04402", "2404.09531"]
+    text, cites, _ = answer("Which papers are about neural radiance fields and 3D scene rendering?", [nerf, mesh])
+    assert [c.arxiv_id for c in cites] == ["2404.09531"]  # "and": 3D is required
+    assert extractive.strong_groups(extractive.salient_terms("Which papers use RQ-VAE or VQ-GAN?"),
+                                    "Which papers use RQ-VAE or VQ-GAN?") == [{"rq-vae"}, {"vq-gan"}]

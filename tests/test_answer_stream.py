@@ -158,3 +158,17 @@ def test_list_questions_widen_retrieval_for_the_extractive_answerer(retrieval, m
     run("What does LAMIA learn?", s)
     list(answer_stream("Which papers use RQ-VAE?", s, Filters(top_k=3), []))
     assert seen == [10, None, 3]
+
+
+def test_digest_date_questions_filter_retrieval_to_that_date(monkeypatch):
+    seen = []
+    monkeypatch.setattr(rag.retrieve, "retrieve_hits",
+                        lambda q, s, f, mode="hybrid": seen.append((f.since, f.until)) or rqvae_hits())
+    s = Settings(index_dir="/x", answerer="extractive")
+    run("Which papers were listed in the arXiv Daily Report of 04-Dec-2025?", s)
+    run("2025年12月4日的日报收录了哪些论文？", s)
+    run("Which papers use RQ-VAE semantic IDs?", s)  # no date
+    run("What did Q-BERT4Rec report on 2025-12-04?", s)  # not a list question
+    list(answer_stream("Which papers were listed on 2025-12-04?", s, Filters(since="2025-01-01"), []))
+    assert seen == [("2025-12-04", "2025-12-04"), ("2025-12-04", "2025-12-04"), (None, None), (None, None),
+                    ("2025-01-01", None)]
