@@ -106,6 +106,8 @@ class Term:
     kind: str  # "strong" | "weak" | "cjk"
     acronym: str = ""  # first all-caps part of a compound, expandable to word initials
     span: tuple[int, ...] = ()  # Chinese bigrams: the question character positions they stand for
+    alts: tuple[str, ...] = ()  # Chinese bigrams inside a glossary phrase: English word prefixes it may match
+    glossary: str = ""  # ... and that glossary phrase
 
 
 def _is_strong(tok: str, first: bool) -> bool:
@@ -188,13 +190,65 @@ def _ascii_terms(question: str) -> list[Term]:
 def _cjk_terms(question: str) -> list[Term]:
     """Chinese bigrams after dropping question words and function characters."""
     out: list[Term] = []
-    text = " ".join(_CJK_RUN.findall(question))
+    text = raw = " ".join(_CJK_RUN.findall(question))
     for phrase in _ZH_STOP_PHRASES:
         text = text.replace(phrase, " " * len(phrase))
+    alts = _glossary_alts(raw)
     for m in re.finditer("[^" + _ZH_STOP_CHARS + r"\s]{2,}", text):
         piece, at = m.group(0), m.start()
-        out.extend(Term(piece[i:i + 2], piece[i:i + 2], "cjk", span=(at + i, at + i + 1))
-                   for i in range(len(piece) - 1))
+        for i in range(len(piece) - 1):
+            a, b = alts.get(at + i, ("", ())), alts.get(at + i + 1, ("", ()))
+            gloss = a if a == b else ("", ())
+            out.append(Term(piece[i:i + 2], piece[i:i + 2], "cjk", span=(at + i, at + i + 1), alts=gloss[1],
+                            glossary=gloss[0]))
+    return out
+
+
+# Chinese research vocabulary -> English word prefixes, so Chinese questions can be answered from English-only
+# sources (most digests have no Chinese text). Longest phrase wins; prefixes match at word starts.
+_GLOSSARY_TEXT = """
+推荐 recommend|推荐系统 recommend|搜索 search|检索 retriev|排序 rank|重排 rerank|召回 recall|召回率 recall
+广告 advert|ads|点击率 ctr|click-through|转化率 conversion|cvr|用户 user|物品 item|商品 product|item
+数据集 dataset|benchmark|data set|基准 benchmark|公开 public|open|实验 experiment|验证 validat|evaluat|verif
+评估 evaluat|准确率 accuracy|精度 precision|accuracy|提升 improv|gain|boost|outperform|降低 reduc|lower|decreas
+效率 efficien|计算成本 comput|成本 cost|延迟 latency|部署 deploy|线上 online|在线 online|离线 offline|工业 industr
+大语言模型 llm|large language|大模型 llm|large model|语言模型 language model|多模态 multimodal|multi-modal
+图像 image|visual|视觉 visual|vision|文本 text|视频 video|音乐 music|语义 semantic|量化 quantiz|向量 vector|embedding
+嵌入 embed|表示 represent|表征 represent|预训练 pretrain|pre-train|微调 fine-tun|finetun|对齐 align
+强化学习 reinforcement|偏好 preferen|奖励 reward|注意力 attention|序列 sequen|生成式 generat|生成 generat
+判别 discriminat|可扩展 scal|扩展 scal|长序列 long sequen|long-sequen|冷启动 cold-start|cold start
+负采样 negative sampl|采样 sampl|对比学习 contrastive|图神经网络 graph neural|gnn|知识图谱 knowledge graph
+问答 question answer|qa|记忆 memory|智能体 agent|本地生活 local|生活 life|地理 geograph|spatial|geo
+空间 spatial|位置 location|电商 e-commerce|ecommerce|电子商务 e-commerce|ecommerce|相关性 relevan|查询 query
+点击 click|会话 session|群组 group|奇异值分解 svd|singular value|矩阵 matrix|分解 factoriz|decompos|聚类 cluster
+分类 classif|联邦 federat|隐私 privacy|公平 fair|可解释 explain|interpret|推理 reason|inferen|思维链 chain-of-thought
+幻觉 hallucinat|检索增强 retrieval-augmented|rag|提示 prompt|指令 instruct|教师 teacher|学生 student
+知识蒸馏 distill|蒸馏 distill|压缩 compress|剪枝 prun|性能 perform|算法 algorithm|损失 loss|多目标 multi-objective
+多任务 multi-task|混合专家 mixture-of-experts|moe|专家 expert|路由 rout|码本 codebook|残差 residual
+神经辐射场 radiance|三维 3d|渲染 render|场景 scene|点云 point cloud|显存 vram|gpu memory|训练 train
+开源 open-source|open source|代码 code|冷门 long-tail|长尾 long-tail|long tail|多样性 diversit|鲁棒 robust
+泛化 generaliz|过拟合 overfit|稀疏 sparse|稠密 dense|稳定 stabl|收敛 converg|自监督 self-supervis
+平均 average|mean|少样本 few-shot|零样本 zero-shot|迁移 transfer|跨域 cross-domain|领域 domain|元学习 meta-learn|知识 knowledge
+"""
+
+
+def _parse_glossary(text: str) -> dict[str, tuple[str, ...]]:
+    """``zh en|en zh en ...`` lines -> {zh phrase: English prefixes}."""
+    out: dict[str, tuple[str, ...]] = {}
+    for m in re.finditer(r"([\u3400-\u9fff]+)\s+([^\u3400-\u9fff]+)", text):
+        out[m.group(1)] = tuple(a.strip() for a in m.group(2).split("|") if a.strip())
+    return out
+
+
+GLOSSARY = _parse_glossary(_GLOSSARY_TEXT)
+
+
+def _glossary_alts(text: str) -> dict[int, tuple[str, tuple[str, ...]]]:
+    """Character position -> (phrase, English prefixes) of the longest glossary phrase covering it."""
+    out: dict[int, tuple[str, tuple[str, ...]]] = {}
+    for zh in sorted(GLOSSARY, key=len):  # longer phrases overwrite shorter ones
+        for m in re.finditer(re.escape(zh), text):
+            out.update((i, (zh, GLOSSARY[zh])) for i in range(m.start(), m.end()))
     return out
 
 
@@ -252,7 +306,12 @@ def _spell(acr: str, words: list[str]) -> bool:
 def find(term: Term, hay: str) -> int:
     """Position where ``term`` is covered in normalised text ``hay``, else -1."""
     if term.kind == "cjk":
-        return hay.find(term.key)
+        pos = hay.find(term.key)
+        for alt in term.alts if pos < 0 else ():
+            m = re.search(r"(?<![a-z0-9])" + re.escape(alt), hay)
+            if m:
+                return m.start()
+        return pos
     if term.kind in ("weak", "name"):
         m = re.search(r"(?<![a-z0-9])" + re.escape(term.key), hay)
         return m.start() if m else -1
@@ -414,6 +473,7 @@ def is_list_question(question: str) -> bool:
     return bool(_LIST_EN.search(question) or _LIST_ZH.search(question))
 
 
+_LATEX_FONT = re.compile(r"\\(?:textbf|textit|textrm|textsc|emph|mathbf|mathrm)\{([^{}]*)\}")
 _SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
@@ -421,7 +481,7 @@ def display(text: str) -> str:
     """Readable source text: ``Align$^3$GR`` -> ``Align³GR``, ``\\%`` -> ``%``."""
     text = _LATEX_SUP.sub(lambda m: m.group(1).translate(_SUPERSCRIPT) if m.group(1).isdigit() else m.group(1),
                           text)
-    return unescape_latex(text)
+    return unescape_latex(_LATEX_FONT.sub(r"\1", text))
 
 
 def short_title(title: str) -> str:
@@ -636,6 +696,8 @@ def _line(ev: SourceEvidence, sents: list[Sentence], contrast: list[str], lang: 
     ident = ev.hit.arxiv_id or f["noid"]
     name = f"{short_title(ev.hit.title)} ({ident})" if lang == "en" else f"{short_title(ev.hit.title)}（{ident}）"
     colon = ": " if lang == "en" else "："
+    if lang == "zh" and any(s.lang == "en" for s in sents):
+        return f"- {name}{colon}{_zh_excerpts(sents, n)}"
     quoted = " ".join(f"{_clip(s)} [{n}]" for s in sents)
     if contrast:
         body = " ".join(_clip(s) for s in sents)
@@ -643,6 +705,46 @@ def _line(ev: SourceEvidence, sents: list[Sentence], contrast: list[str], lang: 
         dash = " — " if lang == "en" else "——"
         return f"- {name}{colon}{f['contrast'].format(terms=', '.join(contrast))}{dash}{q} [{n}]"
     return f"- {name}{colon}{quoted}"
+
+
+def _zh_excerpts(sents: list[Sentence], n: int) -> str:
+    """English evidence for a Chinese question: a Chinese note on what it is about, then a short excerpt
+    around the matched terms (the cited passage has the whole sentence)."""
+    parts = []
+    for s in sents:
+        if s.lang != "en":
+            parts.append(f"{_clip(s)} [{n}]")
+            continue
+        about = "、".join(_zh_topics(s))
+        note = f"英文原文摘录，涉及{about}。" if about else "英文原文摘录。"
+        parts.append(f"{note}“{_excerpt(s)}” [{n}]")
+    return " ".join(parts)
+
+
+def _zh_topics(s: Sentence) -> list[str]:
+    """The question's terms this sentence matched, in Chinese where the question said them in Chinese."""
+    out: list[str] = []
+    for key in s.matched:
+        t = _TERM_CACHE.get(key, (None,))[0]
+        if t is None:
+            continue
+        label = t.glossary or t.text
+        if label not in out:
+            out.append(label)
+    return out[:4]
+
+
+def _excerpt(s: Sentence, pad: int = 6) -> str:
+    """Words of the sentence from ``pad`` before the first to ``pad`` after the last matched term."""
+    words = list(re.finditer(r"\S+", s.text))
+    low = s.text.lower()
+    at = [pos for key in s.matched for t in _TERM_CACHE.get(key, ()) if (pos := find(t, low)) >= 0]
+    if not at or len(words) <= 2 * pad + 4:
+        return _clip(s)
+    idx = [i for i, w in enumerate(words) if any(w.start() <= a < w.end() + 1 for a in at)] or [0]
+    lo, hi = max(0, min(idx) - pad), min(len(words), max(idx) + pad + 1)
+    text = s.text[words[lo].start():words[hi - 1].end()]
+    return ("…" if lo > 0 else "") + text + ("…" if hi < len(words) else "")
 
 
 def _clip(s: Sentence, limit: int = 300) -> str:

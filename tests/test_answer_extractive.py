@@ -179,3 +179,30 @@ def test_or_questions_accept_either_alternative():
     assert [c.arxiv_id for c in cites] == ["2404.09531"]  # "and": 3D is required
     assert extractive.strong_groups(extractive.salient_terms("Which papers use RQ-VAE or VQ-GAN?"),
                                     "Which papers use RQ-VAE or VQ-GAN?") == [{"rq-vae"}, {"vq-gan"}]
+
+
+def _lgsid_hit():
+    return hit(1, "LLM-Aligned Geographic Item Tokenization for Local-Life Recommendation", "2511.14221",
+               passage("We propose LGSID, an LLM-Aligned Geographic Item Tokenization Framework for Local-life "
+                       "Recommendation. Extensive experiments on real-world Kuaishou industry datasets show that "
+                       "LGSID consistently outperforms state-of-the-art discriminative and generative models."))
+
+
+def test_chinese_question_answered_from_english_only_source_via_glossary():
+    text, cites, _ = answer("哪篇论文研究了本地生活推荐中的地理物品？", [_lgsid_hit()])
+    assert [c.arxiv_id for c in cites] == ["2511.14221"] and text.startswith("检索到的论文中")
+    assert "英文原文摘录" in text and "LGSID" in text
+    assert cites[0].support > 0.9  # the Chinese note is its own sentence; the cited quote is the source's
+    text, cites, _ = answer("哪篇论文研究了天气预报中的降水？", [_lgsid_hit()])  # no glossary match
+    assert text.startswith(CANNOT_ANSWER) and cites == ()
+
+
+def test_glossary_terms_carry_english_prefixes():
+    terms = {t.key: t for t in extractive.salient_terms("哪些论文使用了知识蒸馏？")}
+    assert terms["蒸馏"].alts == ("distill",) and terms["蒸馏"].glossary == "知识蒸馏"
+    assert extractive.find(terms["蒸馏"], "a two-stage reasoning distillation framework") >= 0
+    assert extractive.find(terms["蒸馏"], "a two-stage reasoning framework") < 0
+
+
+def test_latex_font_commands_are_dropped_for_display():
+    assert extractive.display(r"GPSD (\textbf{G}enerative \textbf{P}retraining)") == "GPSD (Generative Pretraining)"
