@@ -188,10 +188,11 @@ def _make_chunk(paper: Paper, base: dict, field: str, i: int, passage: str) -> C
 
 def meta_text(paper: Paper) -> str:
     """The record's metadata as one searchable passage (venue, DOI, dates, authors...)."""
+    extra = dict(paper.extra)
     parts = [("arXiv", paper.arxiv_id), ("Authors", "; ".join(paper.authors)),
              ("Categories", ", ".join(paper.categories)), ("Comment", paper.comment), ("DOI", paper.doi),
              ("Submitted", paper.published), ("Digest date", paper.date if paper.date != paper.published else None),
-             ("Code", paper.code_url)]
+             ("Code", paper.code_url), ("License", extra.get("license")), ("Score", extra.get("score"))]
     if not (paper.comment or paper.doi or paper.published or paper.code_url or paper.authors):
         return ""
     return ". ".join(f"{k}: {v}" for k, v in parts if v) + "."

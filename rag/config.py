@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 2  # bump when chunk text/metadata layout changes
+SCHEMA_VERSION = 3  # bump when chunk text/metadata layout changes
 
 
 def _default_index_dir() -> str:
@@ -29,6 +29,10 @@ class Settings(BaseModel):
                                                      "of the embedded PersistentClient (--chroma-url, DIGESTQA_CHROMA_URL).")
     embedder: str = Field("minilm-onnx", description="Embedding model: 'minilm-onnx' (offline default), "
                                                      "'openai:<model>' or 'st:<sentence-transformers name>' (DIGESTQA_EMBEDDER).")
+    dense: str = Field("auto", description="Which passages get a dense vector: 'auto' = for the English-only MiniLM "
+                                           "only English text passages (Chinese text is mostly [UNK] to it and the "
+                                           "metadata passage is not prose; BM25 finds those), for other embedders "
+                                           "every text passage; 'all' = every passage.")
     chunk_tokens: int = Field(220, description="Max tokens (cl100k) per chunk; longer fields are split with overlap.")
     chunk_overlap: int = Field(40, description="Token overlap between consecutive windows of one field.")
     embed_batch: int = Field(32, description="Texts per embedding batch (length-sorted; 32 measured best on 2 cores).")
@@ -66,11 +70,19 @@ class Settings(BaseModel):
     @property
     def collection_name(self) -> str:
         """Derived from embedder + chunk settings, so a stale index is never reused."""
-        key = f"{self.embedder}|{self.chunk_tokens}|{self.chunk_overlap}|v{SCHEMA_VERSION}"
+        key = f"{self.embedder}|{self.chunk_tokens}|{self.chunk_overlap}|{self.dense}|v{SCHEMA_VERSION}"
         if self.bm25_tokenizer != "bigram":  # stored BM25 tokens depend on it
             key += f"|{self.bm25_tokenizer}"
         slug = re.sub(r"[^a-zA-Z0-9]+", "-", self.embedder).strip("-")[:40]
         return f"dq-{slug}-{self.chunk_tokens}-{self.chunk_overlap}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+    def embeds(self, field: str, lang: str) -> bool:
+        """Whether a passage of this field/language gets a dense vector (see ``dense``)."""
+        if self.dense == "all":
+            return True
+        if field == "meta":
+            return False
+        return lang == "en" or not self.embedder.startswith("minilm")
 
     def llm_choice(self) -> tuple[str, str]:
         """(answerer, reason) — which answerer will run and why, never silently."""

@@ -245,23 +245,35 @@ def _sync_chunks(store, changed: list[Paper], live: set[str], before: set[str], 
 
 
 def _embed_and_upsert(store, chunks: list[Chunk], run: _Run) -> None:
-    from .embed import get_embedder
+    """Embed (only the passages Settings.embeds says) and upsert in commits of _EMBED_COMMIT."""
     from .retrieve import tokens_text
 
     if not chunks:
         return
-    embedder = get_embedder(run.settings)
-    mode = run.settings.bm25_tokenizer
+    s = run.settings
     for i in range(0, len(chunks), _EMBED_COMMIT):
         part = chunks[i:i + _EMBED_COMMIT]
         t0 = time.perf_counter()
-        vectors = embedder.embed([c.embed_text for c in part])
+        vectors = _vectors(part, s)
         t0 = run.timer("embed", t0)
-        tokens = [tokens_text(c.embed_text, mode) for c in part]
+        tokens = [tokens_text(c.embed_text, s.bm25_tokenizer) for c in part]
         t0 = run.timer("bm25", t0)
-        store.upsert_chunks(part, vectors.tolist(), tokens)
+        store.upsert_chunks(part, vectors, tokens)
         run.timer("store", t0)
         run.tick(min(i + _EMBED_COMMIT, len(chunks)), len(chunks), "embed")
+
+
+def _vectors(chunks: list[Chunk], s: Settings) -> list:
+    """One vector (a list of floats) per chunk, or None for BM25-only passages."""
+    from .embed import get_embedder
+
+    want = [i for i, c in enumerate(chunks) if s.embeds(c.field, c.lang)]
+    out: list = [None] * len(chunks)
+    if want:
+        mat = get_embedder(s).embed([chunks[i].embed_text for i in want])
+        for i, row in zip(want, mat.tolist()):
+            out[i] = row
+    return out
 
 
 def _finish(report: IngestReport, run: _Run, n_files: int, t_start: float) -> IngestReport:

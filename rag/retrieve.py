@@ -120,7 +120,7 @@ def dense_search(store, query: str, settings: Settings, n: int, filters: Filters
     from .embed import get_embedder
 
     vec = get_embedder(settings).embed_query(query)
-    where = _and(_date_where(filters), _lang_where(query, settings))
+    where = _date_where(filters)
     fetch = n if allowed is None else n * 5
     hits = store.dense_query(vec, fetch, where)
     if allowed is not None:
@@ -145,23 +145,6 @@ def _date_where(f: Filters) -> dict | None:
     if not conds:
         return None
     return conds[0] if len(conds) == 1 else {"$and": conds}
-
-
-def _lang_where(query: str, settings: Settings) -> dict | None:
-    """The default MiniLM is English-only and maps Chinese text into one crowded region that pulls
-    English questions off course; English questions search English chunks only (every format that
-    has zh fields also has the English abstract)."""
-    if settings.embedder.startswith("minilm") and dense_weight(query, settings) == 1.0:
-        return {"lang": "en"}
-    return None
-
-
-def _and(*conds: dict | None) -> dict | None:
-    parts = []
-    for c in conds:
-        if c:
-            parts.extend(c["$and"] if "$and" in c else [c])
-    return None if not parts else parts[0] if len(parts) == 1 else {"$and": parts}
 
 
 def _allowed(store, f: Filters) -> set[str] | None:

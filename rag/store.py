@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS papers (paper_id TEXT PRIMARY KEY, hash TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT PRIMARY KEY, paper_id TEXT NOT NULL, field TEXT, lang TEXT, text TEXT,
     hash TEXT NOT NULL, tokens TEXT, date_int INTEGER, categories TEXT, authors TEXT, title TEXT,
-    arxiv_id TEXT);
+    arxiv_id TEXT, embedded INTEGER NOT NULL DEFAULT 1);
 CREATE INDEX IF NOT EXISTS chunks_paper ON chunks(paper_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
@@ -87,20 +87,22 @@ class Store:
                                                   self.collection_name)
         return self._collection
 
-    def upsert_chunks(self, chunks: list[Chunk], vectors, tokens: list[str]) -> None:
-        """Vectors into Chroma first, then the chunk rows (one transaction)."""
+    def upsert_chunks(self, chunks: list[Chunk], vectors: list, tokens: list[str]) -> None:
+        """Vectors into Chroma first, then the chunk rows (one transaction). ``vectors[i]`` is None
+        for a passage that is BM25-only (see Settings.dense)."""
         if not chunks:
             return
-        col = self.collection
-        step = _max_batch(col)
-        for i in range(0, len(chunks), step):
-            part = chunks[i:i + step]
-            col.upsert(ids=[c.chunk_id for c in part], embeddings=vectors[i:i + step],
-                       metadatas=[c.metadata for c in part], documents=[c.text for c in part])
+        dense = [(c, v) for c, v in zip(chunks, vectors) if v is not None]
+        col = self.collection if dense else None
+        step = _max_batch(col) if dense else 1
+        for i in range(0, len(dense), step):
+            part = dense[i:i + step]
+            col.upsert(ids=[c.chunk_id for c, _ in part], embeddings=[v for _, v in part],
+                       metadatas=[c.metadata for c, _ in part], documents=[c.text for c, _ in part])
         with self.db:
             self.db.executemany(
-                "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                [_chunk_row(c, t) for c, t in zip(chunks, tokens)])
+                "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [_chunk_row(c, t, v is not None) for c, t, v in zip(chunks, tokens, vectors)])
             self._bump_generation()
 
     def delete_chunks(self, chunk_ids: list[str]) -> None:
@@ -116,7 +118,7 @@ class Store:
 
     def dense_query(self, vector, n: int, where: dict | None = None) -> list[tuple[str, float]]:
         """(chunk_id, cosine similarity) best first."""
-        total = self.chunk_count()
+        total = self.embedded_count()
         if total == 0:
             return []
         res = self.collection.query(query_embeddings=[list(map(float, vector))], n_results=min(n, total),
@@ -193,6 +195,10 @@ class Store:
     def chunk_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
 
+    def embedded_count(self) -> int:
+        """Chunks that have a vector in Chroma (the others are BM25-only)."""
+        return self.db.execute("SELECT COUNT(*) FROM chunks WHERE embedded=1").fetchone()[0]
+
     def iter_chunk_tokens(self) -> Iterator[tuple[str, str]]:
         yield from self.db.execute("SELECT chunk_id, tokens FROM chunks ORDER BY chunk_id")
 
@@ -255,6 +261,7 @@ class Store:
         return {
             "papers": one("SELECT COUNT(*) FROM papers"),
             "chunks": one("SELECT COUNT(*) FROM chunks"),
+            "vectors": one("SELECT COUNT(*) FROM chunks WHERE embedded=1"),
             "sources": one("SELECT COUNT(*) FROM files"),
             "source_files": [r[0] for r in self.db.execute("SELECT path FROM files ORDER BY path")],
             "embedder": self.settings.embedder,
@@ -273,11 +280,11 @@ def open_store(settings: Settings) -> Store:
     return Store(settings)
 
 
-def _chunk_row(c: Chunk, tokens: str) -> tuple:
+def _chunk_row(c: Chunk, tokens: str, embedded: bool) -> tuple:
     m = c.metadata
     return (c.chunk_id, c.paper_id, c.field, c.lang, c.text, c.content_hash, tokens,
             int(m.get("date_int") or 0), m.get("categories", ""), m.get("authors", ""),
-            m.get("title", ""), m.get("arxiv_id", ""))
+            m.get("title", ""), m.get("arxiv_id", ""), int(embedded))
 
 
 def _batches(items: list, n: int) -> Iterator[list]:

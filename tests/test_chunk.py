@@ -195,6 +195,8 @@ def test_seed_corpus_chunks():
                                         "conclusion_zh", "meta"}
     gpsd = {c.field: c.text for c in by["2506.03699"]}
     assert "Comment: KDD'25" in gpsd["meta"] and "DOI: 10.1145/3711896.3737117" in gpsd["meta"]
+    qbert = {c.field: c.text for c in by["2512.02474"]}
+    assert "License: http://creativecommons.org/licenses/by/4.0/" in qbert["meta"] and "Score: 5.699" in qbert["meta"]
     assert all(c.lang == "zh" for c in lemur if c.field not in ("abstract", "meta"))
     assert any("抖音搜索" in c.text for c in lemur if c.field == "result_zh")
     mmq = {c.field for c in by["2508.15281"]}
