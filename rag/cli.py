@@ -63,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upload-max-mb", type=float, default=None, help="largest upload accepted (default 50)")
     p = sub.add_parser("eval", parents=[common], help="run the eval question set and write a report")
     _add_eval_args(p)
-    p = sub.add_parser("bench", parents=[common], help="run the benchmarks (slow; see bench/)")
-    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for python -m bench")
+    sub.add_parser("bench", parents=[common], help="run the benchmarks (slow; see bench/README.md); "
+                                                   "options after `bench` go to python -m bench")
     return parser
 
 
@@ -269,8 +269,28 @@ COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "chat": cmd_chat, "papers": cm
             "stats": cmd_stats, "ui": cmd_ui, "eval": cmd_eval, "bench": cmd_bench}
 
 
+def _command_index(argv: list[str]) -> int | None:
+    """Position of the subcommand (the first word that is not a global option or its value)."""
+    i = 0
+    while i < len(argv):
+        if argv[i] in ("--index", "--chroma-url", "--embedder"):
+            i += 2
+        elif argv[i].startswith("-"):
+            i += 1
+        else:
+            return i
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    rest: list[str] = []
+    i = _command_index(argv)
+    if i is not None and argv[i] == "bench":  # everything after `bench` belongs to python -m bench
+        argv, rest = argv[:i + 1], [a for a in argv[i + 1:] if a != "--"]
     args = build_parser().parse_args(argv)
+    if args.command == "bench":
+        args.bench_args = rest
     s = settings_from(args)
     try:
         return COMMANDS[args.command](args, s)

@@ -121,3 +121,14 @@ def test_chat_streams_and_keeps_history(sample_settings):
     assert last_at - first_at > 0.5, "the answer must appear piece by piece, not all at once"
     follow_up = fake.requests[1]["messages"]
     assert any("Which paper was deployed in Douyin Search?" in m["content"] for m in follow_up[:-1])
+
+
+def test_bench_options_pass_through_and_bench_word_in_a_question(monkeypatch):
+    from rag import cli
+
+    got = {}
+    monkeypatch.setitem(cli.COMMANDS, "bench", lambda args, s: got.setdefault("bench", args.bench_args) and 0)
+    monkeypatch.setitem(cli.COMMANDS, "ask", lambda args, s: got.setdefault("ask", args.question) and 0)
+    cli.main(["--index", "/tmp/x", "bench", "--sizes", "1000", "--no-baseline"])
+    cli.main(["ask", "bench"])
+    assert got == {"bench": ["--sizes", "1000", "--no-baseline"], "ask": "bench"}
