@@ -10,6 +10,7 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 
 from .config import Settings
 from .types import TEXT_FIELDS, Filters, Hit, Passage
@@ -25,6 +26,7 @@ can could should would may might will shall not no than then there here into ont
 such any all each both more most other some so if but also using use used uses based paper papers
 between while whereas per""".split())
 _ARXIV_VERSION = re.compile(r"(\d{4}\.\d{4,5})v\d+")
+_ARXIV_HINT = re.compile(r"\.\d{4,5}v\d")
 _ARXIV_ID = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(?:v\d+)?(?![\d])")
 
 
@@ -45,26 +47,51 @@ def _cjk_tokens(run: str, mode: str) -> list[str]:
         return [w for w in jieba.lcut_for_search(run) if w.strip()]
     if len(run) == 1:
         return [run]
-    return [run[i:i + 2] for i in range(len(run) - 1)]
+    return list(map(str.__add__, run, run[1:]))
+
+
+def _word_tokens(w: str, mode: str) -> tuple[str, ...]:
+    """BM25 tokens of one matched word (pure function of the word, so it is memoised)."""
+    if _is_cjk(w[0]):
+        return tuple(_cjk_tokens(w, mode))
+    if w in _STOP:
+        return ()
+    out = [_stem(w)]
+    if _SPLIT.search(w) and not _ARXIV_ID.fullmatch(w):
+        parts = [p for p in _SPLIT.split(w) if p]
+        out.append("".join(parts))
+        out.extend(_stem(p) for p in parts if len(p) > 1 and p not in _STOP)
+    return tuple(out)
+
+
+class _WordCache(dict):
+    """word -> its tokens, filled on first use; cleared when it grows past _WORD_CACHE_MAX."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+
+    def __missing__(self, w: str) -> tuple[str, ...]:
+        v = _word_tokens(w, self.mode)
+        if len(w) <= 8 or not _is_cjk(w[0]):  # long CJK runs rarely repeat: not worth keeping
+            if len(self) >= _WORD_CACHE_MAX:
+                self.clear()
+            self[w] = v
+        return v
+
+
+_WORD_CACHE_MAX = 1 << 18
+_WORD_CACHES: dict[str, _WordCache] = {}
 
 
 def tokenize(text: str, mode: str = "bigram") -> list[str]:
     """BM25 tokens: technical tokens kept whole (rq-vae, ndcg@10, 2508.15281, align3gr) plus their
     parts; CJK runs as bigrams (or jieba words); light plural stemming; small stopword list."""
     t = unicodedata.normalize("NFKC", _LATEX_SUP.sub(r"\1", text)).lower()
-    t = _ARXIV_VERSION.sub(r"\1", t)
-    out: list[str] = []
-    for m in _TOKEN.finditer(t):
-        w = m.group()
-        if _is_cjk(w[0]):
-            out.extend(_cjk_tokens(w, mode))
-        elif w not in _STOP:
-            out.append(_stem(w))
-            if _SPLIT.search(w) and not _ARXIV_ID.fullmatch(w):
-                parts = [p for p in _SPLIT.split(w) if p]
-                out.append("".join(parts))
-                out.extend(_stem(p) for p in parts if len(p) > 1 and p not in _STOP)
-    return out
+    if _ARXIV_HINT.search(t):  # (a literal-led pattern: much faster to scan than the full one)
+        t = _ARXIV_VERSION.sub(r"\1", t)
+    cache = _WORD_CACHES.get(mode) or _WORD_CACHES.setdefault(mode, _WordCache(mode))
+    return list(chain.from_iterable(map(cache.__getitem__, _TOKEN.findall(t))))
 
 
 def tokens_text(text: str, mode: str) -> str:
@@ -76,17 +103,53 @@ def tokens_text(text: str, mode: str) -> str:
 
 def rebuild_bm25(store) -> None:
     """Rebuild the BM25 files from the chunk rows (called after every ingest)."""
-    import bm25s
-
     ids, corpus = [], []
     for cid, toks in store.iter_chunk_tokens():
         ids.append(cid)
         corpus.append((toks or "").split() or ["<empty>"])
-    model = None
-    if ids:
-        model = bm25s.BM25(k1=0.9, b=0.4)
-        model.index(corpus, show_progress=False)
-    store.save_bm25(model, ids, store.generation())
+    store.save_bm25(build_bm25(corpus) if ids else None, ids, store.generation())
+
+
+class _Vocab(dict):
+    """token -> id in order of first appearance."""
+
+    def __missing__(self, tok: str) -> int:
+        v = self[tok] = len(self)
+        return v
+
+
+def build_bm25(corpus: list[list[str]], k1: float = 0.9, b: float = 0.4):
+    """A bm25s.BM25 (lucene scoring) equal to ``BM25(k1, b).index(corpus)``, built with numpy.
+
+    bm25s counts terms per document in Python; here one sort of (token, doc) keys gives term
+    frequencies, document frequencies and the CSC layout at once.
+    """
+    import bm25s
+    import numpy as np
+
+    n = len(corpus)
+    vocab = _Vocab()
+    lens = np.fromiter(map(len, corpus), dtype=np.int64, count=n)
+    tok = np.fromiter(map(vocab.__getitem__, chain.from_iterable(corpus)), dtype=np.int64,
+                      count=int(lens.sum()))
+    keys, tf = np.unique(tok * n + np.repeat(np.arange(n, dtype=np.int64), lens), return_counts=True)
+    col, row = np.divmod(keys, n)
+    df = np.bincount(col, minlength=len(vocab))
+    idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
+    norm = k1 * ((1 - b) + b * lens / (float(lens.mean()) or 1.0))
+    tf = tf.astype(np.float32)
+    data = (idf[col] * (tf / (norm[row] + tf))).astype(np.float32)
+    indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
+    np.cumsum(df, out=indptr[1:])
+    model = bm25s.BM25(k1=k1, b=b)
+    model.scores = {"data": data, "indices": row.astype(np.int32), "indptr": indptr, "num_docs": n}
+    model.nonoccurrence_array = None
+    vocab = dict(vocab)
+    if "" not in vocab:
+        vocab[""] = len(vocab)
+    model.vocab_dict = vocab
+    model.unique_token_ids_set = set(vocab.values())
+    return model
 
 
 def _bm25(store):
@@ -224,8 +287,35 @@ def search_chunks(question: str, settings: Settings, filters: Filters, mode: str
         rankings.append((dense_weight(question, settings), dense_search(store, question, settings, n, filters, allowed)))
     if mode in ("hybrid", "bm25"):
         rankings.append((1.0, bm25_search(store, question, settings, n, allowed)))
+        english = glossary_expansion(store, question)
+        if english:  # a weaker third list, so direct Chinese matches still lead when the index has them
+            rankings.append((0.5, bm25_search(store, english, settings, n, allowed)))
     pinned = pinned_papers(store, question) if mode == "hybrid" else []
     return rankings, pinned
+
+
+def glossary_expansion(store, question: str) -> str:
+    """For Chinese questions: the English index words of the research terms they use (a Chinese
+    question over English-only digests still finds its papers). Empty for other questions."""
+    if not any(_is_cjk(ch) for ch in question):
+        return ""
+    from .glossary import english_prefixes, expand_prefixes
+
+    loaded = _bm25(store)
+    if loaded is None or loaded[0] is None:
+        return ""
+    return " ".join(expand_prefixes(english_prefixes(question), _sorted_vocab(loaded[0])))
+
+
+_VOCABS: dict[int, list[str]] = {}
+
+
+def _sorted_vocab(model) -> list[str]:
+    key = id(model)
+    if key not in _VOCABS:
+        _VOCABS.clear()
+        _VOCABS[key] = sorted(model.vocab_dict)
+    return _VOCABS[key]
 
 
 def dense_weight(question: str, settings: Settings) -> float:

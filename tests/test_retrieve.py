@@ -78,3 +78,13 @@ def test_llama_index_retriever_adapter(sample_settings):
 
 def test_empty_index_returns_no_hits(tmp_settings):
     assert api.retrieve("anything", tmp_settings) == []
+
+
+def test_chinese_question_over_english_only_digest(tmp_settings, shared_dir):
+    from rag.glossary import english_prefixes, expand_prefixes
+
+    assert set(english_prefixes("知识蒸馏用于搜索相关性")) == {"distill", "search", "relevan"}
+    assert expand_prefixes(["distill"], ["dist", "distillation", "distilled", "zebra"]) == ["distillation", "distilled"]
+    api.ingest([shared_dir / "seeds" / "001_855b5c13d526e93a.txt"], tmp_settings)  # English table, no zh text
+    hits = api.retrieve("哪篇论文把知识蒸馏用于搜索相关性？", tmp_settings)
+    assert hits[0].arxiv_id == "2510.11056"
