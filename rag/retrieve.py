@@ -103,11 +103,15 @@ def tokens_text(text: str, mode: str) -> str:
 
 def rebuild_bm25(store) -> None:
     """Rebuild the BM25 files from the chunk rows (called after every ingest)."""
-    ids, corpus = [], []
-    for cid, toks in store.iter_chunk_tokens():
-        ids.append(cid)
-        corpus.append((toks or "").split() or ["<empty>"])
-    store.save_bm25(build_bm25(corpus) if ids else None, ids, store.generation())
+    rows = list(store.iter_chunk_tokens())
+    ids = [cid for cid, _ in rows]
+    model = bm25_from_token_texts([toks for _, toks in rows]) if rows else None
+    store.save_bm25(model, ids, store.generation())
+
+
+def bm25_from_token_texts(token_texts: list[str | None]):
+    """The BM25 model of chunks given their stored space-joined tokens (see tokens_text)."""
+    return build_bm25([(t or "").split() or ["<empty>"] for t in token_texts])
 
 
 class _Vocab(dict):
@@ -283,13 +287,17 @@ def search_chunks(question: str, settings: Settings, filters: Filters, mode: str
     if mode not in ("hybrid", "dense", "bm25"):
         raise ValueError(f"unknown retrieval mode {mode!r}: use hybrid, dense or bm25")
     rankings = []
+    english = glossary_expansion(store, question)  # "" unless a Chinese question uses glossary terms
     if mode in ("hybrid", "dense"):
-        rankings.append((dense_weight(question, settings), dense_search(store, question, settings, n, filters, allowed)))
+        translated = bool(english) and _english_only(settings)  # MiniLM reads the English terms, not 汉字
+        weight = 0.5 if translated else dense_weight(question, settings)
+        rankings.append((weight, dense_search(store, english if translated else question, settings, n, filters,
+                                              allowed)))
     if mode in ("hybrid", "bm25"):
-        rankings.append((1.0, bm25_search(store, question, settings, n, allowed)))
-        english = glossary_expansion(store, question)
-        if english:  # a weaker third list, so direct Chinese matches still lead when the index has them
-            rankings.append((0.5, bm25_search(store, english, settings, n, allowed)))
+        direct = bm25_search(store, question, settings, n, allowed)
+        rankings.append((1.0, direct))
+        if english:  # weaker than direct Chinese matches when the index has Chinese text
+            rankings.append((0.5 if direct else 1.0, bm25_search(store, english, settings, n, allowed)))
     pinned = pinned_papers(store, question) if mode == "hybrid" else []
     return rankings, pinned
 
@@ -318,9 +326,13 @@ def _sorted_vocab(model) -> list[str]:
     return _VOCABS[key]
 
 
+def _english_only(settings: Settings) -> bool:
+    return settings.embedder.startswith("minilm")
+
+
 def dense_weight(question: str, settings: Settings) -> float:
     """The default MiniLM is English-only: on mostly-Chinese questions BM25 (CJK bigrams) leads."""
-    if not settings.embedder.startswith("minilm"):
+    if not _english_only(settings):
         return 1.0
     cjk = sum(_is_cjk(ch) for ch in question)
     letters = sum(ch.isalnum() for ch in question) or 1
