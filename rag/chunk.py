@@ -171,10 +171,9 @@ def paper_metadata(paper: Paper) -> dict[str, str | int]:
 
 
 def _content_hash(embed_text: str, meta: dict) -> str:
-    h = hashlib.sha1(embed_text.encode("utf-8"))
-    for k in sorted(meta):
-        h.update(f"\x1f{k}={meta[k]}".encode("utf-8"))
-    return h.hexdigest()
+    """sha1 of the passage and its sorted metadata (hashed in one update: same digest as one per key)."""
+    tail = "".join([f"\x1f{k}={meta[k]}" for k in sorted(meta)])
+    return hashlib.sha1(f"{embed_text}{tail}".encode("utf-8")).hexdigest()
 
 
 def _make_chunk(paper: Paper, base: dict, field: str, i: int, passage: str) -> Chunk:

@@ -246,7 +246,7 @@ def _sync_chunks(store, changed: list[Paper], live: set[str], before: set[str], 
 
 def _embed_and_upsert(store, chunks: list[Chunk], run: _Run) -> None:
     """Embed (only the passages Settings.embeds says) and upsert in commits of _EMBED_COMMIT."""
-    from .retrieve import tokens_text
+    from .retrieve import chunk_tokens_texts
 
     if not chunks:
         return
@@ -256,7 +256,7 @@ def _embed_and_upsert(store, chunks: list[Chunk], run: _Run) -> None:
         t0 = time.perf_counter()
         vectors = _vectors(part, s)
         t0 = run.timer("embed", t0)
-        tokens = [tokens_text(c.embed_text, s.bm25_tokenizer) for c in part]
+        tokens = chunk_tokens_texts(part, s.bm25_tokenizer)
         t0 = run.timer("bm25", t0)
         store.upsert_chunks(part, vectors, tokens)
         run.timer("store", t0)

@@ -87,7 +87,8 @@ _WORD_CACHES: dict[str, _WordCache] = {}
 def tokenize(text: str, mode: str = "bigram") -> list[str]:
     """BM25 tokens: technical tokens kept whole (rq-vae, ndcg@10, 2508.15281, align3gr) plus their
     parts; CJK runs as bigrams (or jieba words); light plural stemming; small stopword list."""
-    t = unicodedata.normalize("NFKC", _LATEX_SUP.sub(r"\1", text)).lower()
+    t = _LATEX_SUP.sub(r"\1", text)
+    t = (t if t.isascii() else unicodedata.normalize("NFKC", t)).lower()
     if _ARXIV_HINT.search(t):  # (a literal-led pattern: much faster to scan than the full one)
         t = _ARXIV_VERSION.sub(r"\1", t)
     cache = _WORD_CACHES.get(mode) or _WORD_CACHES.setdefault(mode, _WordCache(mode))
@@ -97,6 +98,26 @@ def tokenize(text: str, mode: str = "bigram") -> list[str]:
 def tokens_text(text: str, mode: str) -> str:
     """Tokens as one space-joined string, as stored with each chunk."""
     return " ".join(tokenize(text, mode))
+
+
+def chunk_tokens_texts(chunks: list, mode: str) -> list[str]:
+    """tokens_text(c.embed_text) of each chunk; a paper's title (embed_text is "title\npassage")
+    is tokenized once for all its chunks. (Nothing in the tokenizer crosses the newline; a "$"
+    in the title could start a LaTeX match that does, so such titles take the plain path.)"""
+    titles: dict[str, str] = {}
+    out = []
+    for c in chunks:
+        title, text, embed = c.metadata.get("title") or "", c.text, c.embed_text
+        if not title or "$" in title or len(embed) != len(title) + 1 + len(text) \
+                or not embed.startswith(title) or not embed.endswith(text):
+            out.append(tokens_text(embed, mode))
+            continue
+        head = titles.get(title)
+        if head is None:
+            head = titles[title] = tokens_text(title, mode)
+        tail = tokens_text(text, mode)
+        out.append(f"{head} {tail}" if head and tail else head or tail)
+    return out
 
 
 # ---------------------------------------------------------------- BM25 index
@@ -111,7 +132,10 @@ def rebuild_bm25(store) -> None:
 
 def bm25_from_token_texts(token_texts: list[str | None]):
     """The BM25 model of chunks given their stored space-joined tokens (see tokens_text)."""
-    return build_bm25([(t or "").split() or ["<empty>"] for t in token_texts])
+    from .util import no_gc
+
+    with no_gc():  # ~10^5 token lists: the cyclic GC would rescan them again and again
+        return build_bm25([(t or "").split() or ["<empty>"] for t in token_texts])
 
 
 class _Vocab(dict):
