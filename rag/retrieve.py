@@ -18,7 +18,8 @@ from .types import TEXT_FIELDS, Filters, Hit, Passage
 # ---------------------------------------------------------------- tokenisation
 
 _LATEX_SUP = re.compile(r"\$\^\{?([^}$]+)\}?\$")
-_TOKEN = re.compile(r"[a-z0-9]+(?:[-_.@/+][a-z0-9]+)*|[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+# (CJK alternative first: the two start with disjoint characters, and this order scans ~20% faster)
+_TOKEN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[a-z0-9]+(?:[-_.@/+][a-z0-9]+)*")
 _SPLIT = re.compile(r"[-_.@/+]")
 _STOP = frozenset("""a an the and or of to in on for with by from as at is are was were be been being this that
 these those it its we our us they their them which what who whom whose how why when where do does did
@@ -65,14 +66,16 @@ def _word_tokens(w: str, mode: str) -> tuple[str, ...]:
 
 
 class _WordCache(dict):
-    """word -> its tokens, filled on first use; cleared when it grows past _WORD_CACHE_MAX."""
+    """word -> its tokens (a tuple, or with joined=True one space-joined string), filled on first
+    use; cleared when it grows past _WORD_CACHE_MAX."""
 
-    def __init__(self, mode: str):
+    def __init__(self, mode: str, joined: bool):
         super().__init__()
-        self.mode = mode
+        self.mode, self.joined = mode, joined
 
-    def __missing__(self, w: str) -> tuple[str, ...]:
+    def __missing__(self, w: str) -> tuple[str, ...] | str:
         v = _word_tokens(w, self.mode)
+        v = " ".join(v) if self.joined else v
         if len(w) <= 8 or not _is_cjk(w[0]):  # long CJK runs rarely repeat: not worth keeping
             if len(self) >= _WORD_CACHE_MAX:
                 self.clear()
@@ -81,23 +84,31 @@ class _WordCache(dict):
 
 
 _WORD_CACHE_MAX = 1 << 18
-_WORD_CACHES: dict[str, _WordCache] = {}
+_WORD_CACHES: dict[tuple[str, bool], _WordCache] = {}
+
+
+def _words(text: str, mode: str, joined: bool) -> tuple[list[str], _WordCache]:
+    """The normalised text's words and the word cache that turns them into tokens."""
+    t = _LATEX_SUP.sub(r"\1", text)
+    t = (t if t.isascii() else unicodedata.normalize("NFKC", t)).lower()
+    if _ARXIV_HINT.search(t):  # (a literal-led pattern: much faster to scan than the full one)
+        t = _ARXIV_VERSION.sub(r"\1", t)
+    cache = _WORD_CACHES.get((mode, joined)) or _WORD_CACHES.setdefault((mode, joined), _WordCache(mode, joined))
+    return _TOKEN.findall(t), cache
 
 
 def tokenize(text: str, mode: str = "bigram") -> list[str]:
     """BM25 tokens: technical tokens kept whole (rq-vae, ndcg@10, 2508.15281, align3gr) plus their
     parts; CJK runs as bigrams (or jieba words); light plural stemming; small stopword list."""
-    t = _LATEX_SUP.sub(r"\1", text)
-    t = (t if t.isascii() else unicodedata.normalize("NFKC", t)).lower()
-    if _ARXIV_HINT.search(t):  # (a literal-led pattern: much faster to scan than the full one)
-        t = _ARXIV_VERSION.sub(r"\1", t)
-    cache = _WORD_CACHES.get(mode) or _WORD_CACHES.setdefault(mode, _WordCache(mode))
-    return list(chain.from_iterable(map(cache.__getitem__, _TOKEN.findall(t))))
+    words, cache = _words(text, mode, False)
+    return list(chain.from_iterable(map(cache.__getitem__, words)))
 
 
 def tokens_text(text: str, mode: str) -> str:
-    """Tokens as one space-joined string, as stored with each chunk."""
-    return " ".join(tokenize(text, mode))
+    """Tokens as one space-joined string, as stored with each chunk (== " ".join(tokenize(...)):
+    joins each word's cached token string, skipping stopwords' empty ones)."""
+    words, cache = _words(text, mode, True)
+    return " ".join(filter(None, map(cache.__getitem__, words)))
 
 
 def chunk_tokens_texts(chunks: list, mode: str) -> list[str]:
