@@ -89,3 +89,33 @@ def test_chinese_question_over_english_only_digest(tmp_settings, shared_dir):
     hits = api.retrieve("哪篇论文把知识蒸馏用于搜索相关性？", tmp_settings)
     assert "2510.11056" in [h.arxiv_id for h in hits[:2]]  # Two-Stage Distillation Framework for Search Relevance
     assert "2508.03628" in [h.arxiv_id for h in hits[:3]]  # LLMDistill4Ads, the other distillation paper
+
+
+def test_numpy_bm25_build_matches_bm25s_index():
+    import bm25s
+    import numpy as np
+
+    from rag.retrieve import build_bm25
+
+    corpus = [tokenize(t) for t in ("RQ-VAE semantic IDs for generative recommendation",
+                                    "LEMUR 在抖音搜索部署 memory bank", "semantic search semantic retrieval",
+                                    "unrelated text about radiance fields", "RQ-VAE codebooks RQ-VAE")]
+    ours, ref = build_bm25(corpus), bm25s.BM25(k1=0.9, b=0.4)
+    ref.index(corpus, show_progress=False)
+    for query in (["rq-vae"], ["semantic", "search"], ["抖音"], ["radiance", "semantic"]):
+        a_docs, a_scores = ours.retrieve([query], k=5, show_progress=False)
+        b_docs, b_scores = ref.retrieve([query], k=5, show_progress=False)
+        np.testing.assert_allclose(np.sort(a_scores[0]), np.sort(b_scores[0]), rtol=1e-5)
+        assert list(a_docs[0][:1]) == list(b_docs[0][:1])
+
+
+def test_batch_chunk_tokens_equal_plain_tokens():
+    from rag.retrieve import chunk_tokens_texts, tokens_text
+    from rag.types import Chunk
+
+    def chunk(title, text):
+        return Chunk("p:abstract:0", "p", "abstract", "en", text, f"{title}\n{text}", "h", {"title": title})
+
+    chunks = [chunk("Align$^3$GR: Unified Alignment", "We propose Align$^3$GR with RQ-VAE."),
+              chunk("LEMUR: End-to-end", "在抖音搜索部署 LEMUR, NDCG@10 +2%."), chunk("LEMUR: End-to-end", "Second window.")]
+    assert chunk_tokens_texts(chunks, "bigram") == [tokens_text(c.embed_text, "bigram") for c in chunks]
