@@ -43,7 +43,7 @@ class Settings(BaseModel):
     answerer: str = Field("auto", description="'auto' (LLM when OPENAI_API_KEY or OPENAI_BASE_URL is set, else "
                                               "extractive), 'llm' or 'extractive' (--answerer, DIGESTQA_ANSWERER).")
     model: str = Field("gpt-4o-mini", description="Chat model name for the LLM answerer (DIGESTQA_MODEL).")
-    openai_api_key: str | None = Field(None, description="API key (OPENAI_API_KEY); never printed.")
+    openai_api_key: str | None = Field(None, repr=False, description="API key (OPENAI_API_KEY); never printed.")
     openai_base_url: str | None = Field(None, description="OpenAI-compatible endpoint (OPENAI_BASE_URL).")
     llm_timeout: float = Field(60.0, description="Seconds before an LLM request times out.")
     llm_retries: int = Field(3, description="Retries with exponential backoff on 429/5xx/timeouts.")

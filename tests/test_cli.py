@@ -132,3 +132,10 @@ def test_bench_options_pass_through_and_bench_word_in_a_question(monkeypatch):
     cli.main(["--index", "/tmp/x", "bench", "--sizes", "1000", "--no-baseline"])
     cli.main(["ask", "bench"])
     assert got == {"bench": ["--sizes", "1000", "--no-baseline"], "ask": "bench"}
+
+
+def test_api_key_never_in_settings_repr():
+    from rag.config import Settings
+
+    s = Settings(index_dir="/x", openai_api_key="sk-secret123")
+    assert "sk-secret123" not in repr(s) and "sk-secret123" not in str(s) and s.openai_api_key == "sk-secret123"
