@@ -35,9 +35,13 @@ def _copy(rows, vecs, r: int, rng: np.random.Generator):
     for cid, pid, field, lang, text, h, toks in rows:
         new_pid = f"{pid}~r{r}"
         new_id = f"{new_pid}:{cid.rsplit(':', 2)[1]}:{cid.rsplit(':', 2)[2]}"
-        vec, meta = vecs[cid]
-        v = vec + rng.normal(0, 0.005, vec.shape).astype(np.float32)
-        vectors.append((v / np.linalg.norm(v)).tolist())
+        if cid in vecs:
+            vec, meta = vecs[cid]
+            v = vec + rng.normal(0, 0.005, vec.shape).astype(np.float32)
+            vectors.append((v / np.linalg.norm(v)).tolist())
+        else:  # a BM25-only passage (Settings.dense): no vector to copy
+            meta = {"field": field, "lang": lang}
+            vectors.append(None)
         chunks.append(Chunk(new_id, new_pid, field, lang, text, "", h, {**meta, "paper_id": new_pid}))
         tokens.append(toks or "")
     return chunks, vectors, tokens
