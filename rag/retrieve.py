@@ -334,6 +334,9 @@ def search_chunks(question: str, settings: Settings, filters: Filters, mode: str
         if english:  # weaker than direct Chinese matches when the index has Chinese text
             rankings.append((0.5 if direct else 1.0, bm25_search(store, english, settings, n, allowed)))
     pinned = pinned_papers(store, question) if mode == "hybrid" else []
+    if allowed is not None:  # a paper named in the question still has to pass the filters
+        allowed_papers = {cid.rsplit(":", 2)[0] for cid in allowed}
+        pinned = [p for p in pinned if p in allowed_papers]
     return rankings, pinned
 
 
@@ -397,10 +400,6 @@ def retrieve_hits(question: str, settings: Settings, filters: Filters, mode: str
     chunk_scores = rrf([r for _, r in rankings], settings.rrf_k)
     rows = store.chunk_rows(chunk_scores)
     paper_scores = fuse_papers(rankings, rows, settings.rrf_k)
-    allowed = _allowed(store, filters)
-    if allowed is not None:
-        allowed_papers = {cid.rsplit(":", 2)[0] for cid in allowed}
-        pinned = [p for p in pinned if p in allowed_papers]
     per_paper = _group(chunk_scores, rows)
     for pid in pinned:
         if pid not in per_paper:

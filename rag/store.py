@@ -77,6 +77,7 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
         self._collection = None
+        self._count_cache: tuple[int, int, int] | None = None
 
     # ------------------------------------------------------------ Chroma
 
@@ -193,11 +194,19 @@ class Store:
         return out
 
     def chunk_count(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return self._counts()[0]
 
     def embedded_count(self) -> int:
         """Chunks that have a vector in Chroma (the others are BM25-only)."""
-        return self.db.execute("SELECT COUNT(*) FROM chunks WHERE embedded=1").fetchone()[0]
+        return self._counts()[1]
+
+    def _counts(self) -> tuple[int, int]:
+        """(chunks, embedded chunks), recounted only when the generation moved (queries call this)."""
+        gen = self.generation()
+        if self._count_cache is None or self._count_cache[0] != gen:
+            c, e = self.db.execute("SELECT COUNT(*), COALESCE(SUM(embedded), 0) FROM chunks").fetchone()
+            self._count_cache = (gen, c, e)
+        return self._count_cache[1], self._count_cache[2]
 
     def iter_chunk_tokens(self) -> Iterator[tuple[str, str]]:
         yield from self.db.execute("SELECT chunk_id, tokens FROM chunks ORDER BY chunk_id")
