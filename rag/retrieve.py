@@ -230,11 +230,10 @@ def dense_search(store, query: str, settings: Settings, n: int, filters: Filters
     return hits[:n]
 
 
-def _date_int(s: str | None) -> int | None:
-    if not s:
-        return None
-    digits = re.sub(r"\D", "", s)[:8]
-    return int(digits.ljust(8, "0")) if digits else None
+def _date_int(s: str | None, end: bool = False) -> int | None:
+    """YYYYMMDD for a filter date; a partial date (2025 or 2025-11) covers its whole period."""
+    digits = re.sub(r"\D", "", s or "")[:8]
+    return int(digits.ljust(8, "9" if end else "0")) if digits else None
 
 
 def _date_where(f: Filters) -> dict | None:
@@ -242,7 +241,7 @@ def _date_where(f: Filters) -> dict | None:
     if _date_int(f.since):
         conds.append({"date_int": {"$gte": _date_int(f.since)}})
     if _date_int(f.until):
-        conds.append({"date_int": {"$lte": _date_int(f.until)}})
+        conds.append({"date_int": {"$lte": _date_int(f.until, end=True)}})
         conds.append({"date_int": {"$gt": 0}})
     if not conds:
         return None
@@ -252,7 +251,7 @@ def _date_where(f: Filters) -> dict | None:
 def _allowed(store, f: Filters) -> set[str] | None:
     if not (f.since or f.until or f.category or f.author):
         return None
-    return store.filtered_chunk_ids(_date_int(f.since), _date_int(f.until), f.category, f.author)
+    return store.filtered_chunk_ids(_date_int(f.since), _date_int(f.until, end=True), f.category, f.author)
 
 
 # ---------------------------------------------------------------- exact id / title matches

@@ -119,3 +119,8 @@ def test_batch_chunk_tokens_equal_plain_tokens():
     chunks = [chunk("Align$^3$GR: Unified Alignment", "We propose Align$^3$GR with RQ-VAE."),
               chunk("LEMUR: End-to-end", "在抖音搜索部署 LEMUR, NDCG@10 +2%."), chunk("LEMUR: End-to-end", "Second window.")]
     assert chunk_tokens_texts(chunks, "bigram") == [tokens_text(c.embed_text, "bigram") for c in chunks]
+
+
+def test_partial_until_date_covers_the_whole_month(sample_settings):
+    hits = api.retrieve("recommendation", sample_settings, Filters(since="2025-12", until="2025-12", top_k=10))
+    assert hits and all(h.date and h.date.startswith("2025-12") for h in hits)
