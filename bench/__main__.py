@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="raw-embedder texts measured per size (a seeded sample of the chunk texts; default 3000)")
     p.add_argument("--grow", type=int, default=100_000,
                    help="grow the largest index to this many chunks and re-measure latency (0 = off)")
+    p.add_argument("--incremental", action="store_true",
+                   help="one index grown through the sizes (each size adds the next papers, as a user adds "
+                        "days); per size: the increment's ingest, re-ingest, raw embedder, latency, baseline")
     p.add_argument("--no-baseline", action="store_true", help="skip the llama-index VectorStoreIndex baseline")
     p.add_argument("--no-cold", action="store_true", help="skip the CLI cold-start measurement")
     p.add_argument("--no-embed-full", action="store_true",
@@ -72,6 +75,19 @@ def run_size(size: int, args, work: Path, embedder: str, grow: int) -> dict:
     return res
 
 
+def run_incremental(sizes: list[int], args, work: Path, embedder: str) -> list[dict]:
+    """All sizes in one worker process and one growing index (bench.worker.run_incremental)."""
+    spec = {"incremental": True, "sizes": sizes, "corpus": str(args.corpus), "fields": list(_fields(args.fields)),
+            "work": str(work / "incremental"), "queries": args.queries, "raw_max": args.raw_max,
+            "baseline": not args.no_baseline, "grow": args.grow, "embedder": embedder}
+    out = work / "incremental-result.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ORT_DISABLE_TELEMETRY": "1", "ANONYMIZED_TELEMETRY": "False"}
+    proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(spec), str(out)], env=env, cwd=REPO)
+    if proc.returncode != 0 or not out.exists():
+        return [{"size": sizes[-1], "error": f"worker exited with {proc.returncode}"}]
+    return json.loads(out.read_text())
+
+
 def _no_embed(corpus: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-m", "bench.noembed", str(corpus)], env=env, cwd=REPO,
@@ -97,7 +113,10 @@ def main(argv: list[str] | None = None, settings=None) -> int:
     tmp = tempfile.TemporaryDirectory(prefix="dq-bench-") if args.work is None else None
     work = Path(tmp.name) if tmp else args.work
     try:
-        for size in sizes:
+        if args.incremental:
+            print(f"bench: one index grown through {sizes} papers ...", file=sys.stderr, flush=True)
+            result["sizes"] = run_incremental(sizes, args, work, embedder)
+        for size in sizes if not args.incremental else ():
             print(f"bench: {size} papers ...", file=sys.stderr, flush=True)
             result["sizes"].append(run_size(size, args, work, embedder, args.grow if size == sizes[-1] else 0))
         if not args.no_embed_full:

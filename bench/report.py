@@ -102,7 +102,7 @@ def baseline_table(result: dict) -> list[str]:
         if not b or "error" in s:
             continue
         i, h = s["ingest"], s["latency"]["hybrid"]
-        lines.append(_row([f"digestqa pipeline (all fields, hybrid)", i["papers"], i["chunks"], i["seconds"],
+        lines.append(_row(["digestqa pipeline (all fields, hybrid)", i["papers"], i["chunks"], i["seconds"],
                            i["papers_per_s"], f"{h['p50_ms']:.1f} / {h['p95_ms']:.1f}", h["source_in_top_k"]]))
         if "error" in b:
             lines.append(_row(["llama-index VectorStoreIndex", b["error"], "", "", "", "", ""]))

@@ -45,6 +45,7 @@ def _summary(ms: list[float]) -> dict:
 def bench_ingest(data: str, s) -> dict:
     from rag import api
 
+    vectors0 = api.stats(s)["vectors"] if Path(s.index_dir).exists() else 0
     cpu0, cpu_c0, t0 = _cpu(), _cpu(resource.RUSAGE_CHILDREN), time.perf_counter()
     rep = api.ingest([data], s)
     wall = time.perf_counter() - t0
@@ -54,7 +55,7 @@ def bench_ingest(data: str, s) -> dict:
            "peak_rss_mb": round(_rss_mb(), 1), "parse_workers_peak_rss_mb": round(_rss_mb(resource.RUSAGE_CHILDREN), 1)}
     out["papers_per_s"] = round(rep.papers_new / wall, 2)
     out["chunks_per_s"] = round(rep.chunks_added / wall, 2)
-    out["vectors"] = api.stats(s)["vectors"]  # passages that got a dense vector (Settings.dense)
+    out["vectors"] = api.stats(s)["vectors"] - vectors0  # passages given a dense vector (Settings.dense)
     out["vectors_per_s"] = round(out["vectors"] / wall, 2)
     no_embed = sum(rep.timings.get(k, 0.0) for k in ("parse", "merge", "chunk", "bm25"))
     out["parse_merge_chunk_bm25_s"] = round(no_embed, 3)
@@ -118,8 +119,11 @@ def bench_latency(s, queries: list[dict]) -> dict:
 
 # ---------------------------------------------------------------- llama-index baseline
 
-def bench_baseline(s, queries: list[dict], root: Path) -> dict:
-    """Plain llama-index VectorStoreIndex over Chroma, same embedder, one Document per paper."""
+def bench_baseline(s, queries: list[dict], root: Path, skip: frozenset[str] = frozenset()) -> dict:
+    """Plain llama-index VectorStoreIndex over Chroma, same embedder, one Document per paper.
+
+    Papers in ``skip`` are already in the baseline collection (incremental runs): only the others
+    are embedded, and the query runs over the whole collection."""
     try:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
@@ -130,15 +134,17 @@ def bench_baseline(s, queries: list[dict], root: Path) -> dict:
     from rag import api
     from rag.embed import as_llama_index, get_embedder
 
-    docs = [Document(text=f"{p.title}\n{p.abstract or ''}", doc_id=p.paper_id) for p in api.papers(s)]
+    docs = [Document(text=f"{p.title}\n{p.abstract or ''}", doc_id=p.paper_id)
+            for p in api.papers(s) if p.paper_id not in skip]
     embed_model = as_llama_index(get_embedder(s), batch=s.embed_batch)
     client = chromadb.PersistentClient(path=str(root / "baseline-chroma"),
                                        settings=ChromaSettings(anonymized_telemetry=False))
     col = client.get_or_create_collection("baseline", metadata={"hnsw:space": "cosine"}, embedding_function=None)
     ctx = StorageContext.from_defaults(vector_store=ChromaVectorStore(chroma_collection=col))
     t0 = time.perf_counter()
-    index = VectorStoreIndex.from_documents(docs, storage_context=ctx, embed_model=embed_model)
+    VectorStoreIndex.from_documents(docs, storage_context=ctx, embed_model=embed_model)
     wall = time.perf_counter() - t0
+    index = VectorStoreIndex.from_vector_store(ctx.vector_store, embed_model=embed_model)
     retriever = index.as_retriever(similarity_top_k=s.top_k)
     retriever.retrieve(queries[0]["q"])
     ms, found = [], 0
@@ -147,12 +153,24 @@ def bench_baseline(s, queries: list[dict], root: Path) -> dict:
         nodes = retriever.retrieve(q["q"])
         ms.append((time.perf_counter() - t1) * 1000)
         found += any(n.node.ref_doc_id == q["paper_id"] for n in nodes)
-    return {"papers": len(docs), "nodes": col.count(), "seconds": round(wall, 3),
-            "papers_per_s": round(len(docs) / wall, 2), "nodes_per_s": round(col.count() / wall, 2),
+    return {"papers": len(docs), "papers_total": len(docs) + len(skip), "nodes": col.count(),
+            "seconds": round(wall, 3), "paper_ids": [d.doc_id for d in docs],
+            "papers_per_s": round(len(docs) / wall, 2), "nodes_per_s": round(len(docs) / wall, 2),
             "query": {**_summary(ms), "source_in_top_k": round(found / len(queries), 3)}}
 
 
 # ---------------------------------------------------------------- main
+
+def _raw(res: dict, s, raw_max: int) -> None:
+    """Raw embedder throughput and the pipeline/raw ratios (wall and CPU per embedded chunk)."""
+    res["raw_embed"] = raw = bench_raw_embed(s, raw_max)
+    ing = res["ingest"]
+    res["ratios"] = {"pipeline_vs_raw_throughput": round(ing["vectors_per_s"] / raw["chunks_per_s"], 3),
+                     "raw_cpu_s_per_chunk": round(raw["cpu_s"] / raw["measured_texts"], 5),
+                     "pipeline_cpu_s_per_chunk": round(ing["cpu_s"] / max(1, ing["vectors"]), 5)}
+    res["ratios"]["pipeline_vs_raw_cpu"] = round(res["ratios"]["raw_cpu_s_per_chunk"]
+                                                 / res["ratios"]["pipeline_cpu_s_per_chunk"], 3)
+
 
 def run(args: dict) -> dict:
     from rag.config import Settings
@@ -167,16 +185,11 @@ def run(args: dict) -> dict:
     queries = make_queries(api.papers(s), args["queries"])
     res["queries"] = len(queries)
     if args.get("raw", True):
-        res["raw_embed"] = bench_raw_embed(s, args["raw_max"])
-        ing, raw = res["ingest"], res["raw_embed"]
-        res["ratios"] = {"pipeline_vs_raw_throughput": round(ing["vectors_per_s"] / raw["chunks_per_s"], 3),
-                         "raw_cpu_s_per_chunk": round(raw["cpu_s"] / raw["measured_texts"], 5),
-                         "pipeline_cpu_s_per_chunk": round(ing["cpu_s"] / max(1, ing["vectors"]), 5)}
-        res["ratios"]["pipeline_vs_raw_cpu"] = round(res["ratios"]["raw_cpu_s_per_chunk"]
-                                                     / res["ratios"]["pipeline_cpu_s_per_chunk"], 3)
+        _raw(res, s, args["raw_max"])
     res["latency"] = bench_latency(s, queries)
     if args.get("baseline"):
         res["baseline"] = bench_baseline(s, queries, root)
+        res["baseline"].pop("paper_ids", None)
     if args.get("grow"):
         from .grow import grow_index
 
@@ -186,9 +199,44 @@ def run(args: dict) -> dict:
     return res
 
 
+def run_incremental(args: dict) -> list[dict]:
+    """All sizes in one process and one index, each adding the next papers to the previous ones (as a
+    user adds days of digests): per size the increment's ingest, re-ingest of everything, raw embedder,
+    latency over the whole index, baseline grown by the same papers; growth step after the last."""
+    from rag import api
+    from rag.config import Settings
+
+    from .corpus import make_queries, write_subset
+
+    root, data = Path(args["work"]), Path(args["work"]) / "data"
+    s = Settings(index_dir=str(root / "index"), answerer="extractive", embedder=args.get("embedder") or "minilm-onnx")
+    out, in_baseline = [], frozenset()
+    for size in args["sizes"]:
+        res: dict = {"size": size, "subset": write_subset(Path(args["corpus"]), size, data, tuple(args["fields"]))}
+        res["ingest"] = bench_ingest(str(data), s)
+        res["ingest"]["papers_total"] = len(api.papers(s))
+        queries = make_queries(api.papers(s), args["queries"])
+        res["queries"] = len(queries)
+        _raw(res, s, args["raw_max"])
+        res["latency"] = bench_latency(s, queries)
+        if args.get("baseline"):
+            res["baseline"] = bench_baseline(s, queries, root, in_baseline)
+            in_baseline = in_baseline | set(res["baseline"].pop("paper_ids", []))
+        res["peak_rss_mb_end"] = round(_rss_mb(), 1)
+        out.append(res)
+        print(f"bench: {size} papers done ({res['ingest']['seconds']} s ingest)", file=sys.stderr, flush=True)
+    if args.get("grow"):
+        from .grow import grow_index
+
+        big = out[-1]
+        big["grow"] = grow_index(s, args["grow"])
+        big["grow"]["latency"] = bench_latency(s, make_queries(api.papers(s), args["queries"]))
+    return out
+
+
 def main() -> int:
     args = json.loads(sys.argv[1])
-    res = run(args)
+    res = run_incremental(args) if args.get("incremental") else run(args)
     Path(sys.argv[2]).write_text(json.dumps(res, ensure_ascii=False, indent=1))
     return 0
 
