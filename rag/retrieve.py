@@ -134,10 +134,15 @@ def chunk_tokens_texts(chunks: list, mode: str) -> list[str]:
 # ---------------------------------------------------------------- BM25 index
 
 def rebuild_bm25(store) -> None:
-    """Rebuild the BM25 files from the chunk rows (called after every ingest)."""
-    rows = list(store.iter_chunk_tokens())
-    ids = [cid for cid, _ in rows]
-    model = bm25_from_token_texts([toks for _, toks in rows]) if rows else None
+    """Rebuild the BM25 files from the chunks' stored term ids (called after every ingest)."""
+    import numpy as np
+
+    ids, blobs = store.chunk_token_ids()
+    model = None
+    if ids:
+        lens = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs)) // 4
+        tok = np.frombuffer(b"".join(blobs), dtype=np.int32)
+        model = build_bm25_ids(tok, lens, store.terms())
     store.save_bm25(model, ids, store.generation())
 
 
@@ -163,15 +168,25 @@ def build_bm25(corpus: list[list[str]], k1: float = 0.9, b: float = 0.4):
     bm25s counts terms per document in Python; here one sort of (token, doc) keys gives term
     frequencies, document frequencies and the CSC layout at once.
     """
+    import numpy as np
+
+    vocab = _Vocab()
+    lens = np.fromiter(map(len, corpus), dtype=np.int64, count=len(corpus))
+    tok = np.fromiter(map(vocab.__getitem__, chain.from_iterable(corpus)), dtype=np.int64,
+                      count=int(lens.sum()))
+    return build_bm25_ids(tok, lens, vocab, k1, b)
+
+
+def build_bm25_ids(tok, lens, vocab: dict[str, int], k1: float = 0.9, b: float = 0.4):
+    """The same model from term ids: ``tok`` holds every document's ids back to back, ``lens[i]``
+    how many belong to document i; ``vocab`` maps each term to its id (ids of terms no document
+    holds any more just get empty columns)."""
     import bm25s
     import numpy as np
 
-    n = len(corpus)
-    vocab = _Vocab()
-    lens = np.fromiter(map(len, corpus), dtype=np.int64, count=n)
-    tok = np.fromiter(map(vocab.__getitem__, chain.from_iterable(corpus)), dtype=np.int64,
-                      count=int(lens.sum()))
-    keys, tf = np.unique(tok * n + np.repeat(np.arange(n, dtype=np.int64), lens), return_counts=True)
+    n = len(lens)
+    keys, tf = np.unique(tok.astype(np.int64) * n + np.repeat(np.arange(n, dtype=np.int64), lens),
+                         return_counts=True)
     col, row = np.divmod(keys, n)
     df = np.bincount(col, minlength=len(vocab))
     idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)

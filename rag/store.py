@@ -19,6 +19,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+from array import array
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
@@ -38,8 +39,9 @@ CREATE TABLE IF NOT EXISTS papers (paper_id TEXT PRIMARY KEY, hash TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT PRIMARY KEY, paper_id TEXT NOT NULL, field TEXT, lang TEXT, text TEXT,
     hash TEXT NOT NULL, tokens TEXT, date_int INTEGER, categories TEXT, authors TEXT, title TEXT,
-    arxiv_id TEXT, embedded INTEGER NOT NULL DEFAULT 1);
+    arxiv_id TEXT, embedded INTEGER NOT NULL DEFAULT 1, tok_ids BLOB);
 CREATE INDEX IF NOT EXISTS chunks_paper ON chunks(paper_id);
+CREATE TABLE IF NOT EXISTS terms (term TEXT PRIMARY KEY, id INTEGER NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
@@ -76,7 +78,10 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        if "tok_ids" not in {r[1] for r in self.db.execute("PRAGMA table_info(chunks)")}:
+            self.db.execute("ALTER TABLE chunks ADD COLUMN tok_ids BLOB")  # catalogues from before it
         self._collection = None
+        self._terms: dict[str, int] | None = None
         self._count_cache: tuple[int, int, int] | None = None
 
     # ------------------------------------------------------------ Chroma
@@ -100,11 +105,16 @@ class Store:
             part = dense[i:i + step]
             col.upsert(ids=[c.chunk_id for c, _ in part], embeddings=[v for _, v in part],
                        metadatas=[c.metadata for c, _ in part], documents=[c.text for c, _ in part])
-        with self.db:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [_chunk_row(c, t, v is not None) for c, t, v in zip(chunks, tokens, vectors)])
-            self._bump_generation()
+        try:
+            with self.db:
+                ids = self._term_ids(tokens)
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [_chunk_row(c, t, v is not None, b) for c, t, v, b in zip(chunks, tokens, vectors, ids)])
+                self._bump_generation()
+        except BaseException:
+            self._terms = None  # new terms were rolled back with the rows: reload from disk
+            raise
 
     def delete_chunks(self, chunk_ids: list[str]) -> None:
         if not chunk_ids:
@@ -208,8 +218,46 @@ class Store:
             self._count_cache = (gen, c, e)
         return self._count_cache[1], self._count_cache[2]
 
-    def iter_chunk_tokens(self) -> Iterator[tuple[str, str]]:
-        yield from self.db.execute("SELECT chunk_id, tokens FROM chunks ORDER BY chunk_id")
+    # ------------------------------------------------------------ BM25 term ids
+
+    def terms(self) -> dict[str, int]:
+        """The persistent BM25 vocabulary: term -> id (ids are never reused or renumbered)."""
+        if self._terms is None:
+            self._terms = dict(self.db.execute("SELECT term, id FROM terms"))
+        return self._terms
+
+    def _term_ids(self, tokens: list[str | None]) -> list[bytes]:
+        """Each space-joined token string as int32 term ids (new terms inserted; call inside a transaction)."""
+        terms, new = self.terms(), []
+        out = []
+        for text in tokens:
+            ids = []
+            for t in (text or "").split():
+                i = terms.get(t)
+                if i is None:
+                    i = terms[t] = len(terms)
+                    new.append((t, i))
+                ids.append(i)
+            out.append(array("i", ids).tobytes())
+        if new:
+            self.db.executemany("INSERT INTO terms VALUES (?,?)", new)
+        return out
+
+    def chunk_token_ids(self) -> tuple[list[str], list[bytes]]:
+        """Chunk ids (sorted) and their int32 term-id blobs; rows written before term ids were
+        stored get theirs first (one transaction)."""
+        missing = self.db.execute("SELECT chunk_id, tokens FROM chunks WHERE tok_ids IS NULL").fetchall()
+        if missing:
+            try:
+                with self.db:
+                    blobs = self._term_ids([t for _, t in missing])
+                    self.db.executemany("UPDATE chunks SET tok_ids=? WHERE chunk_id=?",
+                                        [(b, cid) for (cid, _), b in zip(missing, blobs)])
+            except BaseException:
+                self._terms = None
+                raise
+        rows = self.db.execute("SELECT chunk_id, tok_ids FROM chunks ORDER BY chunk_id").fetchall()
+        return [r[0] for r in rows], [r[1] for r in rows]
 
     def filtered_chunk_ids(self, since: int | None, until: int | None, category: str | None,
                            author: str | None) -> set[str]:
@@ -289,11 +337,11 @@ def open_store(settings: Settings) -> Store:
     return Store(settings)
 
 
-def _chunk_row(c: Chunk, tokens: str, embedded: bool) -> tuple:
+def _chunk_row(c: Chunk, tokens: str, embedded: bool, tok_ids: bytes) -> tuple:
     m = c.metadata
     return (c.chunk_id, c.paper_id, c.field, c.lang, c.text, c.content_hash, tokens,
             int(m.get("date_int") or 0), m.get("categories", ""), m.get("authors", ""),
-            m.get("title", ""), m.get("arxiv_id", ""), int(embedded))
+            m.get("title", ""), m.get("arxiv_id", ""), int(embedded), tok_ids)
 
 
 def _batches(items: list, n: int) -> Iterator[list]:

@@ -27,6 +27,24 @@ def _consistent(settings) -> tuple[int, int]:
         st.close()
 
 
+def _term_ids_match_tokens(settings) -> int:
+    """Every chunk's stored term ids spell its stored token string; returns the number of terms."""
+    from array import array
+
+    st = open_store(settings)
+    try:
+        terms = st.terms()
+        by_id = {i: t for t, i in terms.items()}
+        assert len(by_id) == len(terms) and sorted(by_id) == list(range(len(terms)))  # dense, unique
+        rows = st.db.execute("SELECT chunk_id, tokens, tok_ids FROM chunks").fetchall()
+        for cid, tokens, blob in rows:
+            assert blob is not None, cid
+            assert [by_id[i] for i in array("i", blob)] == (tokens or "").split(), cid
+        return len(terms)
+    finally:
+        st.close()
+
+
 def test_sample_ingest_counts_and_idempotent(sample_settings):
     st = api.stats(sample_settings)
     assert st["papers"] == SAMPLE_PAPERS
@@ -132,6 +150,82 @@ def test_interrupted_ingest_leaves_usable_index_and_rerun_completes(tmp_settings
     assert full[0] == full[1] and api.stats(tmp_settings)["papers"] == SAMPLE_PAPERS
     again = api.ingest(api.sample_paths(), tmp_settings)
     assert again.chunks_added == 0 and _consistent(tmp_settings) == full
+    _term_ids_match_tokens(tmp_settings)
+
+
+def test_interrupted_commit_rolls_back_new_terms(tmp_settings, monkeypatch):
+    """A commit that fails after inserting new BM25 terms leaves no orphan ids and no stale cache."""
+    import rag.store as store_mod
+
+    api.ingest(api.sample_paths()[:1], tmp_settings)
+    n_terms = _term_ids_match_tokens(tmp_settings)
+    real_row = store_mod._chunk_row
+
+    def boom(*a):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store_mod, "_chunk_row", boom)
+    with pytest.raises(KeyboardInterrupt):
+        api.ingest(api.sample_paths(), tmp_settings)
+    assert _term_ids_match_tokens(tmp_settings) == n_terms  # the new terms went with the rows
+    monkeypatch.setattr(store_mod, "_chunk_row", real_row)
+    assert api.ingest(api.sample_paths(), tmp_settings).ok
+    assert _term_ids_match_tokens(tmp_settings) > n_terms
+    assert api.retrieve("RQ-VAE semantic IDs", tmp_settings)
+
+
+def test_term_ids_stable_across_ingests_and_bm25_equals_rebuild_from_tokens(tmp_settings):
+    """BM25 built from stored term ids scores like one built from the token strings, and a term
+    keeps its id when later ingests add terms (ids are positions in the saved model)."""
+    import numpy as np
+
+    from rag.retrieve import _bm25, build_bm25, tokenize
+
+    paths = api.sample_paths()
+    api.ingest(paths[:2], tmp_settings)
+    st = open_store(tmp_settings)
+    first = dict(st.terms())
+    st.close()
+    api.ingest(paths, tmp_settings)
+    st = open_store(tmp_settings)
+    try:
+        terms = st.terms()
+        assert len(terms) > len(first) and all(terms[t] == i for t, i in first.items())
+        model, ids, _ = _bm25(st)
+        rows = dict(st.db.execute("SELECT chunk_id, tokens FROM chunks").fetchall())
+        ref = build_bm25([(rows[c] or "").split() for c in ids])
+        for q in ("RQ-VAE semantic IDs", "抖音 搜索", "knowledge distillation relevance", "MOON"):
+            toks = tokenize(q)
+            a = model.get_scores([t for t in toks if t in model.vocab_dict])
+            b = ref.get_scores([t for t in toks if t in ref.vocab_dict])
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+            assert a.max() > 0, q
+    finally:
+        st.close()
+
+
+def test_catalogue_from_before_term_ids_is_migrated(tmp_settings):
+    """An index whose catalogue has no tok_ids column / terms table (written by an older version)
+    gets them on open and on the next BM25 build, and answers the same."""
+    import sqlite3
+
+    api.ingest(api.sample_paths(), tmp_settings)
+    before = [h.paper_id for h in api.retrieve("哪篇论文在抖音搜索部署了", tmp_settings, mode="bm25")]
+    st = open_store(tmp_settings)
+    db_path = st.db_path
+    st.close()
+    db = sqlite3.connect(db_path)
+    db.execute("ALTER TABLE chunks DROP COLUMN tok_ids")
+    db.execute("DROP TABLE terms")
+    db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")  # BM25 stale
+    db.commit()
+    db.close()
+    from rag.retrieve import forget_store
+
+    forget_store(tmp_settings)
+    after = [h.paper_id for h in api.retrieve("哪篇论文在抖音搜索部署了", tmp_settings, mode="bm25")]
+    assert after == before and after
+    _term_ids_match_tokens(tmp_settings)
 
 
 @pytest.mark.slow
