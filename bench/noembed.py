@@ -1,11 +1,13 @@
-"""Everything but the embedder, in-process and serial: parse -> merge -> chunk -> BM25 tokens + index.
+"""Everything but the embedder, in-process and serial: parse -> merge -> chunk -> BM25 tokens ->
+catalogue rows (SQLite, term ids, no vectors) -> BM25 index rebuilt from the stored term ids.
 
-`python -m bench.noembed DATA_DIR [N_PAPERS]` prints JSON; used by `python -m bench --no-embed-sizes`.
+`python -m bench.noembed DATA_DIR [N_FILES]` prints JSON; used by `python -m bench` (no_embed_full).
 """
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,44 +20,57 @@ def _cpu() -> float:
                                                   resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
-def run(data: Path, settings=None) -> dict:
+class _Clock:
+    def __init__(self):
+        self.t, self.cpu = {}, {}
+        self._t0, self._c0 = time.perf_counter(), _cpu()
+
+    def lap(self, name: str) -> None:
+        now, c = time.perf_counter(), _cpu()
+        self.t[name], self.cpu[name] = now - self._t0, c - self._c0
+        self._t0, self._c0 = now, c
+
+
+def run(data: Path, settings=None, max_files: int | None = None) -> dict:
     from rag.chunk import chunk_papers, split_text
     from rag.config import Settings
     from rag.merge import merge_papers
     from rag.parse import parse_file
-    from rag.retrieve import bm25_from_token_texts, chunk_tokens_texts
+    from rag.retrieve import chunk_tokens_texts, rebuild_bm25
+    from rag.store import open_store
 
-    s = settings or Settings(index_dir="/nonexistent-bench")
-    files = sorted(str(p) for p in Path(data).glob("*.jsonl.gz"))
+    tmp = tempfile.TemporaryDirectory(prefix="dq-noembed-")
+    s = settings or Settings(index_dir=tmp.name)
+    files = sorted(str(p) for p in Path(data).glob("*.jsonl.gz"))[:max_files]
     t0 = time.perf_counter()  # imports and encoder load are not per-paper costs: timed apart
     split_text("Warm up. " * s.chunk_tokens, s.chunk_tokens, s.chunk_overlap)
     warmup = time.perf_counter() - t0
-    t, cpu = {}, {}
-    c0 = _cpu()
-    t0 = time.perf_counter()
+    store = open_store(s)
+    clock = _Clock()
     records = [p for f in files for p in parse_file(f).papers]
-    t["parse"] = time.perf_counter() - t0
-    cpu["parse"], c0 = _cpu() - c0, _cpu()
-    t0 = time.perf_counter()
+    clock.lap("parse")
     papers = merge_papers(records)
-    t["merge"] = time.perf_counter() - t0
-    cpu["merge"], c0 = _cpu() - c0, _cpu()
-    t0 = time.perf_counter()
+    clock.lap("merge")
     chunks = chunk_papers(papers, s)
-    t["chunk"] = time.perf_counter() - t0
-    cpu["chunk"], c0 = _cpu() - c0, _cpu()
-    t0 = time.perf_counter()
-    bm25_from_token_texts(chunk_tokens_texts(chunks, s.bm25_tokenizer))
-    t["bm25"] = time.perf_counter() - t0
-    cpu["bm25"], c0 = _cpu() - c0, _cpu()
-    total = sum(t.values())
+    clock.lap("chunk")
+    tokens = chunk_tokens_texts(chunks, s.bm25_tokenizer)
+    clock.lap("tokens")
+    for i in range(0, len(chunks), 256):  # the ingest's commit size, BM25-only rows (no vectors)
+        store.upsert_chunks(chunks[i:i + 256], [None] * len(chunks[i:i + 256]), tokens[i:i + 256])
+    clock.lap("store")
+    rebuild_bm25(store)
+    clock.lap("bm25")
+    store.close()
+    tmp.cleanup()
+    t = clock.t
+    core = t["parse"] + t["merge"] + t["chunk"] + t["tokens"] + t["bm25"]
     return {"files": len(files), "records": len(records), "papers": len(papers), "chunks": len(chunks),
-            "warmup_s": round(warmup, 3),
-            "timings": {k: round(v, 3) for k, v in t.items()},
-            "cpu": {k: round(v, 3) for k, v in cpu.items()}, "seconds": round(total, 3),
-            "papers_per_s": round(len(papers) / total, 1),
+            "warmup_s": round(warmup, 3), "timings": {k: round(v, 3) for k, v in t.items()},
+            "cpu": {k: round(v, 3) for k, v in clock.cpu.items()}, "seconds": round(core, 3),
+            "papers_per_s": round(len(papers) / core, 1),
+            "with_store_papers_per_s": round(len(papers) / sum(t.values()), 1),
             "stage_papers_per_s": {k: round(len(papers) / max(v, 1e-9), 1) for k, v in t.items()}}
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(Path(sys.argv[1]))))
+    print(json.dumps(run(Path(sys.argv[1]), max_files=int(sys.argv[2]) if len(sys.argv) > 2 else None)))

@@ -80,6 +80,8 @@ class Store:
         self.db.executescript(_SCHEMA)
         if "tok_ids" not in {r[1] for r in self.db.execute("PRAGMA table_info(chunks)")}:
             self.db.execute("ALTER TABLE chunks ADD COLUMN tok_ids BLOB")  # catalogues from before it
+        # rows still lacking term ids (only after that migration): found without scanning the table
+        self.db.execute("CREATE INDEX IF NOT EXISTS chunks_no_ids ON chunks(chunk_id) WHERE tok_ids IS NULL")
         self._collection = None
         self._terms: dict[str, int] | None = None
         self._count_cache: tuple[int, int, int] | None = None
@@ -223,24 +225,17 @@ class Store:
     def terms(self) -> dict[str, int]:
         """The persistent BM25 vocabulary: term -> id (ids are never reused or renumbered)."""
         if self._terms is None:
-            self._terms = dict(self.db.execute("SELECT term, id FROM terms"))
+            self._terms = _Terms(self.db.execute("SELECT term, id FROM terms"))
         return self._terms
 
     def _term_ids(self, tokens: list[str | None]) -> list[bytes]:
         """Each space-joined token string as int32 term ids (new terms inserted; call inside a transaction)."""
-        terms, new = self.terms(), []
-        out = []
-        for text in tokens:
-            ids = []
-            for t in (text or "").split():
-                i = terms.get(t)
-                if i is None:
-                    i = terms[t] = len(terms)
-                    new.append((t, i))
-                ids.append(i)
-            out.append(array("i", ids).tobytes())
-        if new:
-            self.db.executemany("INSERT INTO terms VALUES (?,?)", new)
+        terms = self.terms()
+        get = terms.__getitem__  # (a missing term gets the next id and is queued in terms.new)
+        out = [array("i", map(get, (text or "").split())).tobytes() for text in tokens]
+        if terms.new:
+            self.db.executemany("INSERT INTO terms VALUES (?,?)", terms.new)
+            terms.new = []
         return out
 
     def chunk_token_ids(self) -> tuple[list[str], list[bytes]]:
@@ -335,6 +330,19 @@ class Store:
 
 def open_store(settings: Settings) -> Store:
     return Store(settings)
+
+
+class _Terms(dict):
+    """term -> id; a lookup of an unknown term assigns the next id and queues (term, id) in .new."""
+
+    def __init__(self, rows=()):
+        super().__init__(rows)
+        self.new: list[tuple[str, int]] = []
+
+    def __missing__(self, term: str) -> int:
+        i = self[term] = len(self)
+        self.new.append((term, i))
+        return i
 
 
 def _chunk_row(c: Chunk, tokens: str, embedded: bool, tok_ids: bytes) -> tuple:

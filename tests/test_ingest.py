@@ -215,6 +215,7 @@ def test_catalogue_from_before_term_ids_is_migrated(tmp_settings):
     db_path = st.db_path
     st.close()
     db = sqlite3.connect(db_path)
+    db.execute("DROP INDEX chunks_no_ids")
     db.execute("ALTER TABLE chunks DROP COLUMN tok_ids")
     db.execute("DROP TABLE terms")
     db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")  # BM25 stale
