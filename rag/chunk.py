@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -105,14 +107,35 @@ def _splitter(chunk_size: int, overlap: int):
                      paragraph_separator="\n\n\n", include_metadata=False, include_prev_next_rel=False)
 
 
-def _fits(text: str, max_tokens: int) -> bool:
-    """Exact check; skips encoding when a cheap bound decides (tokens <= UTF-8 bytes, and
-    tokens >= whitespace-separated runs, each of which starts its own pre-token)."""
+def _bound(text: str, max_tokens: int) -> bool | None:
+    """Whether `text` fits when a cheap bound decides (tokens <= UTF-8 bytes, and tokens >=
+    whitespace-separated runs, each of which starts its own pre-token); None when it cannot."""
     if len(text) * 4 <= max_tokens or len(text.encode("utf-8")) <= max_tokens:
         return True
     if text.count(" ") >= max_tokens and len(text.split()) > max_tokens:
         return False
-    return count_tokens(text) <= max_tokens
+    return None
+
+
+def _fits(text: str, max_tokens: int) -> bool:
+    """Exact check; skips encoding when a cheap bound decides."""
+    fits = _bound(text, max_tokens)
+    return count_tokens(text) <= max_tokens if fits is None else fits
+
+
+def count_many(texts: list[str]) -> list[int]:
+    """Token counts of many texts, encoded on every core (tiktoken releases the GIL while it
+    encodes; one long-running thread per core, as a task per text costs as much as encoding it)."""
+    enc, n = encoding(), min(os.cpu_count() or 1, 8)
+    if n == 1 or len(texts) < 256:
+        return [len(enc.encode_ordinary(t)) for t in texts]
+    with ThreadPoolExecutor(n) as pool:
+        parts = list(pool.map(lambda part: [len(enc.encode_ordinary(t)) for t in part],
+                              [texts[i::n] for i in range(n)]))
+    out = [0] * len(texts)
+    for i, part in enumerate(parts):
+        out[i::n] = part
+    return out
 
 
 def _token_windows(text: str, size: int, overlap: int) -> list[str]:
@@ -122,9 +145,10 @@ def _token_windows(text: str, size: int, overlap: int) -> list[str]:
     return [encoding().decode(ids[i:i + size]).strip() for i in range(0, max(1, len(ids) - overlap), step)]
 
 
-def split_text(text: str, max_tokens: int, overlap: int) -> list[str]:
-    """Passages of at most `max_tokens` tokens; short texts are returned whole without splitting."""
-    if _fits(text, max_tokens):
+def split_text(text: str, max_tokens: int, overlap: int, n_tokens: int | None = None) -> list[str]:
+    """Passages of at most `max_tokens` tokens; short texts are returned whole without splitting.
+    ``n_tokens``: the text's token count, when already known."""
+    if (n_tokens <= max_tokens) if n_tokens is not None else _fits(text, max_tokens):
         return [text]
     overlap = min(overlap, max_tokens // 2)
     size = max_tokens
@@ -197,20 +221,35 @@ def meta_text(paper: Paper) -> str:
     return ". ".join(f"{k}: {v}" for k, v in parts if v) + "."
 
 
-def chunk_paper(paper: Paper, settings: Settings) -> list[Chunk]:
-    """One chunk per non-empty text field (plus a metadata passage); long fields become windows."""
-    base = paper_metadata(paper)
-    out: list[Chunk] = []
+def field_texts(paper: Paper) -> list[tuple[str, str]]:
+    """(field, text) of the paper's non-empty text fields, the derived metadata passage included."""
+    out = []
     for field in TEXT_FIELDS:
         text = meta_text(paper) if field == "meta" else (getattr(paper, field) or "").strip()
-        if not text:
-            continue
-        for i, passage in enumerate(split_text(text, settings.chunk_tokens, settings.chunk_overlap)):
+        if text:
+            out.append((field, text))
+    return out
+
+
+def chunk_paper(paper: Paper, settings: Settings, counts: dict[str, int] | None = None,
+                texts: list[tuple[str, str]] | None = None) -> list[Chunk]:
+    """One chunk per non-empty text field (plus a metadata passage); long fields become windows.
+    ``counts``: known token counts by text; ``texts``: field_texts(paper), when already made."""
+    base = paper_metadata(paper)
+    out: list[Chunk] = []
+    for field, text in field_texts(paper) if texts is None else texts:
+        n = counts.get(text) if counts else None
+        for i, passage in enumerate(split_text(text, settings.chunk_tokens, settings.chunk_overlap, n)):
             out.append(_make_chunk(paper, base, field, i, passage))
     return out
 
 
 def chunk_papers(papers: Iterable[Paper], settings: Settings) -> list[Chunk]:
-    """Chunks of many papers, in input order (cyclic GC paused while building them)."""
+    """Chunks of many papers, in input order (cyclic GC paused while building them). The texts no
+    cheap bound decides are counted first, in one batch across cores."""
     with no_gc():
-        return [c for p in papers for c in chunk_paper(p, settings)]
+        papers = list(papers)
+        texts = [field_texts(p) for p in papers]
+        need = list({t for fields in texts for _, t in fields if _bound(t, settings.chunk_tokens) is None})
+        counts = dict(zip(need, count_many(need)))
+        return [c for p, f in zip(papers, texts) for c in chunk_paper(p, settings, counts, f)]

@@ -204,3 +204,21 @@ def test_seed_corpus_chunks():
     assert by["2508.15281"][0].embed_text.startswith("MMQ: Multimodal Mixture-of-Quantization")
     moon = by["2511.11305"][0].metadata
     assert moon["date"] == "2025-11-20" and moon["date_int"] == 20251120 and moon["categories"] == "cs.IR"
+
+
+def test_batch_counts_equal_one_by_one_and_chunks_equal_per_paper(monkeypatch):
+    """chunk_papers counts undecided texts in one threaded batch: same counts, same chunks."""
+    import rag.chunk as chunk_mod
+
+    from rag import api
+    from rag.parse import parse_file
+
+    papers = [p for f in api.sample_paths() for p in parse_file(str(f)).papers]
+    texts = [t for p in papers for _, t in chunk_mod.field_texts(p)] * 3  # > 256: the threaded path
+    monkeypatch.setattr(chunk_mod.os, "cpu_count", lambda: 3)
+    assert len(texts) >= 256
+    assert chunk_mod.count_many(texts) == [count_tokens(t) for t in texts]
+    batch = chunk_papers(papers, SETTINGS)
+    assert [c.chunk_id for c in batch] == [c.chunk_id for p in papers for c in chunk_paper(p, SETTINGS)]
+    assert [c.text for c in batch] == [c.text for p in papers for c in chunk_paper(p, SETTINGS)]
+    assert any(c.chunk_id.endswith(":1") for c in batch)  # some field was long enough to be split
