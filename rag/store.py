@@ -156,7 +156,12 @@ class Store:
 
     def commit_files(self, files: list[dict], records: dict[str, list[Paper]], papers: list[Paper],
                      hashes: dict[str, str]) -> None:
-        """Record ingested files, their raw records and the new merged catalogue, atomically."""
+        """Record ingested files, their raw records and the new merged catalogue, atomically
+        (only catalogue rows that differ are written: a day added to a big index stays cheap)."""
+        stored = dict(self.db.execute("SELECT paper_id, json FROM papers"))
+        rows = [(p.paper_id, hashes[p.paper_id], paper_to_json(p)) for p in papers]
+        write = [r for r in rows if stored.get(r[0]) != r[2]]
+        gone = set(stored) - {r[0] for r in rows}
         import time
 
         with self.db:
@@ -168,9 +173,8 @@ class Store:
             self.db.executemany("INSERT INTO records VALUES (?,?,?)",
                                 [(file, i, paper_to_json(p)) for file, recs in records.items()
                                  for i, p in enumerate(recs)])
-            self.db.execute("DELETE FROM papers")
-            self.db.executemany("INSERT INTO papers VALUES (?,?,?)",
-                                [(p.paper_id, hashes[p.paper_id], paper_to_json(p)) for p in papers])
+            self.db.executemany("DELETE FROM papers WHERE paper_id=?", [(pid,) for pid in gone])
+            self.db.executemany("INSERT OR REPLACE INTO papers VALUES (?,?,?)", write)
 
     def touch_file(self, path: str, size: int, mtime: float) -> None:
         """Same content, new mtime: remember it so the next run skips hashing."""
