@@ -99,7 +99,7 @@ def _progress_bar(quiet: bool) -> Callable[[int, int, str], None] | None:
     def update(done: int, total: int, stage: str) -> None:
         bar = bars.get(stage)
         if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=f"{stage:>6}", unit=" files" if stage == "parse" else " chunks",
+            bar = bars[stage] = tqdm(total=total, desc=f"{stage:>6}", unit=" files" if stage == "parse" else " papers",
                                      file=sys.stderr, leave=True, dynamic_ncols=True)
         bar.total = total
         bar.n = done

@@ -20,6 +20,7 @@ from .types import Chunk, FileError, IngestReport, Paper, ParseResult, Source
 Progress = Callable[[int, int, str], None]
 DIGEST_SUFFIXES = (".txt", ".md", ".markdown", ".jsonl", ".json", ".gz")
 _EMBED_COMMIT = 256  # chunks per Chroma upsert + SQLite commit
+_CHUNK_GROUP = 1000  # papers chunked, embedded and committed together
 
 
 @dataclass
@@ -226,24 +227,32 @@ def _counts(new_records, merged, hashes, old_hashes) -> tuple[int, int, int]:
 
 
 def _sync_chunks(store, changed: list[Paper], live: set[str], before: set[str], run: _Run) -> tuple[int, int]:
+    """Chunk, embed and upsert the changed papers a group at a time (memory stays bounded by the
+    group, not the corpus), then delete their stale chunks and those of papers that are gone."""
     from .chunk import chunk_papers
 
     t0 = time.perf_counter()
-    chunks = chunk_papers(changed, run.settings)
-    t0 = run.timer("chunk", t0)
     existing = store.chunk_hashes()
-    todo = [c for c in chunks if existing.get(c.chunk_id) != c.content_hash]
-    keep = {c.chunk_id for c in chunks}
+    run.timer("store", t0)
+    keep: set[str] = set()
+    added = 0
+    for start in range(0, len(changed), _CHUNK_GROUP):
+        t0 = time.perf_counter()
+        chunks = chunk_papers(changed[start:start + _CHUNK_GROUP], run.settings)
+        run.timer("chunk", t0)
+        keep.update(c.chunk_id for c in chunks)
+        todo = [c for c in chunks if existing.get(c.chunk_id) != c.content_hash]
+        _embed_and_upsert(store, todo, run)
+        added += len(todo)
+        run.tick(min(start + _CHUNK_GROUP, len(changed)), len(changed), "index")
     changed_ids = {p.paper_id for p in changed}
     gone_papers = before - live
     stale = [cid for cid in existing if cid not in keep and
              (cid.rsplit(":", 2)[0] in changed_ids or cid.rsplit(":", 2)[0] in gone_papers)]
-    run.timer("store", t0)
-    _embed_and_upsert(store, todo, run)
     t0 = time.perf_counter()
     store.delete_chunks(stale)
     run.timer("store", t0)
-    return len(todo), len(stale)
+    return added, len(stale)
 
 
 def _embed_and_upsert(store, chunks: list[Chunk], run: _Run) -> None:
@@ -262,7 +271,6 @@ def _embed_and_upsert(store, chunks: list[Chunk], run: _Run) -> None:
         t0 = run.timer("bm25", t0)
         store.upsert_chunks(part, vectors, tokens)
         run.timer("store", t0)
-        run.tick(min(i + _EMBED_COMMIT, len(chunks)), len(chunks), "embed")
 
 
 def _vectors(chunks: list[Chunk], s: Settings) -> list:

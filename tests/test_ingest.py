@@ -299,3 +299,34 @@ def test_file_by_file_ingest_gives_the_same_catalogue_as_one_ingest(tmp_path, sa
     together = {p.paper_id: p.to_json() for p in api.papers(sample_settings)}
     assert one_by_one == together
     assert len(one_by_one["2511.11305"]["sources"]) == 2
+
+
+def test_papers_are_chunked_and_embedded_a_group_at_a_time(tmp_settings, sample_settings, monkeypatch):
+    """Memory is bounded by the group: chunk_papers never sees more than _CHUNK_GROUP papers, and
+    the index is the same as one built in a single group."""
+    import rag.chunk as chunk_mod
+    import rag.ingest as ingest_mod
+
+    seen, real = [], chunk_mod.chunk_papers
+
+    def spy(papers, settings):
+        papers = list(papers)
+        seen.append(len(papers))
+        return real(papers, settings)
+
+    monkeypatch.setattr(ingest_mod, "_CHUNK_GROUP", 5)
+    monkeypatch.setattr(chunk_mod, "chunk_papers", spy)
+    ticks = []
+    assert api.ingest(api.sample_paths(), tmp_settings, lambda d, t, m: ticks.append((d, t, m))).ok
+    assert max(seen) == 5 and sum(seen) == SAMPLE_PAPERS
+    assert ("index" in {m for _, _, m in ticks}) and ticks[-1][:2] == (SAMPLE_PAPERS, SAMPLE_PAPERS)
+
+    def rows(s):
+        st = open_store(s)
+        try:
+            return sorted(st.db.execute("SELECT chunk_id, hash, embedded FROM chunks"))
+        finally:
+            st.close()
+
+    assert rows(tmp_settings) == rows(sample_settings)
+    assert _consistent(tmp_settings) == _consistent(sample_settings)
