@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--incremental", action="store_true",
                    help="one index grown through the sizes (each size adds the next papers, as a user adds "
                         "days); per size: the increment's ingest, re-ingest, raw embedder, latency, baseline")
+    p.add_argument("--day", type=int, default=170,
+                   help="with --incremental: then add the next N papers (one day of the scale corpus is "
+                        "~170) and split that ingest into embedder time and the rest (0 = off)")
     p.add_argument("--no-baseline", action="store_true", help="skip the llama-index VectorStoreIndex baseline")
     p.add_argument("--no-cold", action="store_true", help="skip the CLI cold-start measurement")
     p.add_argument("--no-embed-full", action="store_true",
@@ -79,7 +82,7 @@ def run_incremental(sizes: list[int], args, work: Path, embedder: str) -> list[d
     """All sizes in one worker process and one growing index (bench.worker.run_incremental)."""
     spec = {"incremental": True, "sizes": sizes, "corpus": str(args.corpus), "fields": list(_fields(args.fields)),
             "work": str(work / "incremental"), "queries": args.queries, "raw_max": args.raw_max,
-            "baseline": not args.no_baseline, "grow": args.grow, "embedder": embedder}
+            "baseline": not args.no_baseline, "grow": args.grow, "embedder": embedder, "day": args.day}
     out = work / "incremental-result.json"
     env = {**os.environ, "PYTHONPATH": str(REPO), "ORT_DISABLE_TELEMETRY": "1", "ANONYMIZED_TELEMETRY": "False"}
     proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(spec), str(out)], env=env, cwd=REPO)

@@ -69,7 +69,8 @@ def size_table(result: dict) -> list[str]:
             continue
         i, t = s["ingest"], s["ingest"]["timings"]
         raw = s.get("raw_embed", {})
-        lines.append(_row([i["papers"], i["chunks"], i["seconds"], i["papers_per_s"], i["chunks_per_s"],
+        papers = f"+{i['papers']} (= {i['papers_total']})" if "papers_total" in i else i["papers"]
+        lines.append(_row([papers, i["chunks"], i["seconds"], i["papers_per_s"], i["chunks_per_s"],
                            raw.get("chunks_per_s", "-"), s.get("ratios", {}).get("pipeline_vs_raw_throughput", "-"),
                            *(t.get(k, 0) for k in ("parse", "merge", "chunk", "embed", "store", "bm25")),
                            i["parse_chunk_bm25_papers_per_s"],
@@ -102,13 +103,14 @@ def baseline_table(result: dict) -> list[str]:
         if not b or "error" in s:
             continue
         i, h = s["ingest"], s["latency"]["hybrid"]
-        lines.append(_row(["digestqa pipeline (all fields, hybrid)", i["papers"], i["chunks"], i["seconds"],
+        lines.append(_row(["digestqa pipeline (all fields, hybrid)", i.get("papers_total", i["papers"]), i["chunks"], i["seconds"],
                            i["papers_per_s"], f"{h['p50_ms']:.1f} / {h['p95_ms']:.1f}", h["source_in_top_k"]]))
         if "error" in b:
             lines.append(_row(["llama-index VectorStoreIndex", b["error"], "", "", "", "", ""]))
             continue
         q = b["query"]
-        lines.append(_row(["llama-index VectorStoreIndex (title+abstract, dense)", b["papers"], b["nodes"],
+        lines.append(_row(["llama-index VectorStoreIndex (title+abstract, dense)", b.get("papers_total", b["papers"]),
+                           b["nodes"],
                            b["seconds"], b["papers_per_s"], f"{q['p50_ms']:.1f} / {q['p95_ms']:.1f}",
                            q["source_in_top_k"]]))
     return lines
@@ -118,6 +120,12 @@ def print_tables(result: dict) -> None:
     print(f"\nembedder: {result.get('embedder')} | machine: {result['machine']}")
     print("\nIngest (seconds per stage)\n" + "\n".join(size_table(result)))
     print("\nLatency (warm, {} queries)\n".format(_nq(result)) + "\n".join(latency_table(result)))
+    for s in result.get("sizes", []):
+        d = s.get("day")
+        if d:
+            print(f"\nOne more day: +{d['papers_added']} papers (+{d['vectors_added']} vectors) into an index of "
+                  f"{d['papers_in_index']} papers / {d['chunks_in_index']} chunks: {d['seconds']} s, of which "
+                  f"embedder {d['embed_s']} s, the rest {d['overhead_s']} s; stages {d['timings']}")
     base = baseline_table(result)
     if len(base) > 2:
         print("\nBaseline\n" + "\n".join(base))
@@ -134,3 +142,10 @@ def print_tables(result: dict) -> None:
 
 def _nq(result: dict) -> int:
     return next((s.get("queries", 0) for s in result.get("sizes", []) if "queries" in s), 0)
+
+
+if __name__ == "__main__":  # re-print a saved run: python -m bench.report bench/results/<stamp>.json
+    import json
+    import sys
+
+    print_tables(json.loads(open(sys.argv[1], encoding="utf-8").read()))

@@ -225,6 +225,10 @@ def run_incremental(args: dict) -> list[dict]:
         res["peak_rss_mb_end"] = round(_rss_mb(), 1)
         out.append(res)
         print(f"bench: {size} papers done ({res['ingest']['seconds']} s ingest)", file=sys.stderr, flush=True)
+    if args.get("day"):
+        from .daily import add_day
+
+        out[-1]["day"] = add_day(s, Path(args["corpus"]), data, tuple(args["fields"]), args["sizes"][-1] + args["day"])
     if args.get("grow"):
         from .grow import grow_index
 

@@ -235,8 +235,8 @@ class Store:
     def _term_ids(self, tokens: list[str | None]) -> list[bytes]:
         """Each space-joined token string as int32 term ids (new terms inserted; call inside a transaction)."""
         terms = self.terms()
-        get = terms.__getitem__  # (a missing term gets the next id and is queued in terms.new)
-        out = [array("i", map(get, (text or "").split())).tobytes() for text in tokens]
+        # (a missing term gets the next id and is queued in terms.new)
+        out = [array("i", [terms[t] for t in (text or "").split()]).tobytes() for text in tokens]
         if terms.new:
             self.db.executemany("INSERT INTO terms VALUES (?,?)", terms.new)
             terms.new = []
