@@ -109,6 +109,7 @@ class Store:
                        metadatas=[c.metadata for c, _ in part], documents=[c.text for c, _ in part])
         try:
             with self.db:
+                self.db.execute("BEGIN IMMEDIATE")  # the write lock before term ids are handed out
                 ids = self._term_ids(tokens)
                 self.db.executemany(
                     "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -233,7 +234,11 @@ class Store:
         return self._terms
 
     def _term_ids(self, tokens: list[str | None]) -> list[bytes]:
-        """Each space-joined token string as int32 term ids (new terms inserted; call inside a transaction)."""
+        """Each space-joined token string as int32 term ids (new terms inserted; call holding the
+        write lock: another process may have added terms since they were cached)."""
+        last = self.db.execute("SELECT MAX(id) FROM terms").fetchone()[0]
+        if self._terms is not None and len(self._terms) != (last + 1 if last is not None else 0):
+            self._terms = None
         terms = self.terms()
         # (a missing term gets the next id and is queued in terms.new)
         out = [array("i", [terms[t] for t in (text or "").split()]).tobytes() for text in tokens]
@@ -249,6 +254,7 @@ class Store:
         if missing:
             try:
                 with self.db:
+                    self.db.execute("BEGIN IMMEDIATE")
                     blobs = self._term_ids([t for _, t in missing])
                     self.db.executemany("UPDATE chunks SET tok_ids=? WHERE chunk_id=?",
                                         [(b, cid) for (cid, _), b in zip(missing, blobs)])

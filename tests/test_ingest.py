@@ -330,3 +330,22 @@ def test_papers_are_chunked_and_embedded_a_group_at_a_time(tmp_settings, sample_
 
     assert rows(tmp_settings) == rows(sample_settings)
     assert _consistent(tmp_settings) == _consistent(sample_settings)
+
+
+def test_two_processes_adding_terms_to_one_index_stay_consistent(tmp_settings):
+    """Each Store caches the term table; one that is behind (another process added terms since)
+    must reload it instead of handing out ids that are taken."""
+    from rag.chunk import chunk_papers
+    from rag.parse import parse_file
+    from rag.retrieve import chunk_tokens_texts, rebuild_bm25
+
+    paths = api.sample_paths()
+    a, b = open_store(tmp_settings), open_store(tmp_settings)
+    try:
+        for st, path in ((a, paths[0]), (b, paths[1]), (a, paths[2])):  # a's cache is stale at the third
+            chunks = chunk_papers(parse_file(str(path)).papers, tmp_settings)
+            st.upsert_chunks(chunks, [None] * len(chunks), chunk_tokens_texts(chunks, "bigram"))
+        rebuild_bm25(a)
+    finally:
+        a.close(), b.close()
+    assert _term_ids_match_tokens(tmp_settings) > 0
