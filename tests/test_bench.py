@@ -1,0 +1,43 @@
+"""`python -m bench` runs from a checkout: a tiny incremental run prints the tables and writes JSON."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_bench_incremental_smoke(tmp_path, shared_dir):
+    scale = shared_dir / "corpora" / "scale"
+    out = tmp_path / "results"
+    cmd = [sys.executable, "-m", "bench", "--sizes", "12,30", "--incremental", "--day", "6", "--grow", "400",
+           "--queries", "4", "--raw-max", "20", "--no-baseline", "--no-embed-full", "--no-cold",
+           "--corpus", str(scale), "--out", str(out), "--work", str(tmp_path / "work")]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for heading in ("Ingest (seconds per stage)", "Latency (warm", "One more day: +6 papers", "Targets"):
+        assert heading in proc.stdout, heading
+    res = json.loads(next(out.glob("*.json")).read_text())
+    first, second = res["sizes"]
+    assert first["ingest"]["papers"] == 12 and second["ingest"]["papers"] == 18
+    assert second["ingest"]["papers_total"] == 30 and second["ingest"]["reingest"]["chunks_added"] == 0
+    assert second["ratios"]["pipeline_vs_raw_throughput"] > 0
+    assert second["day"]["papers_added"] == 6 and second["day"]["papers_in_index"] == 30
+    assert second["grow"]["chunks_after"] >= 400 > second["grow"]["chunks_before"]
+    assert second["grow"]["latency"]["hybrid"]["n"] == 4
+
+
+def test_noembed_stages_on_two_days(shared_dir):
+    from bench.noembed import run
+
+    res = run(shared_dir / "corpora" / "scale", max_files=2)
+    assert res["papers"] > 100 and res["chunks"] > 5 * res["papers"]
+    assert set(res["timings"]) == {"parse", "merge", "chunk", "tokens", "store", "bm25"}
+    assert res["raw_tiktoken"]["texts"] >= res["papers"]
