@@ -150,6 +150,20 @@ def test_library_table_search_and_stats(fake, ctl):
     assert ">9<" in ctl.stats_html() and ctl.categories() == ["cs.CL", "cs.IR"]
 
 
+def test_library_table_is_capped_newest_first(ctl, monkeypatch):
+    from ui.controller import TABLE_MAX_ROWS
+
+    many = [Paper(paper_id=f"2511.{i:05d}", arxiv_id=f"2511.{i:05d}", title=f"Paper {i}",
+                  sources=(Source(file="d.md", date=f"2025-{1 + i % 12:02d}-{1 + i % 28:02d}"),))
+            for i in range(TABLE_MAX_ROWS * 3)]
+    monkeypatch.setattr(api, "papers", lambda s=None: many)
+    rows = ctl.table("")
+    assert len(rows) == TABLE_MAX_ROWS
+    dates = [r[3] for r in rows]
+    assert dates == sorted(dates, reverse=True) and dates[0] == max(p.date for p in many)
+    assert [r[0] for r in ctl.table("Paper 1234")] == ["2511.01234"]  # search reaches past the cap
+
+
 def test_safe_name_blocks_traversal():
     assert safe_name("../../etc/passwd") == "passwd"
     assert safe_name("..\\..\\win.ini") == "win.ini"

@@ -148,7 +148,7 @@ def _library_tab(gr, ctl: Controller) -> tuple[Any, Any, Any]:
             report = gr.HTML("", elem_id="dq-report", js_on_load=None)
             stats = gr.HTML(_safe(ctl.stats_html, ""), elem_id="dq-stats", js_on_load=None)
         with gr.Column(scale=3):
-            search = gr.Textbox(label="Search papers", placeholder="title, author or arXiv ID",
+            search = gr.Textbox(label="Search papers", placeholder="title, author or arXiv ID (newest 500 shown)",
                                 elem_id="dq-search")
             table = gr.Dataframe(value=_safe(ctl.table, []), headers=TABLE_HEADERS, interactive=False,
                                  wrap=True, max_height=560, elem_id="dq-table",

@@ -16,6 +16,7 @@ from .uploads import Staged, check_upload, display_name, stage
 Turn = tuple[str, Answer]  # (question, final answer)
 Message = dict[str, str]
 TABLE_HEADERS = ["ID", "Title", "Authors", "Date", "Categories", "Digests"]
+TABLE_MAX_ROWS = 500  # newest first; a 20k-paper library is searched, not scrolled
 
 
 def parse_date(value: str | None, name: str) -> str | None:
@@ -124,7 +125,7 @@ class Controller:
     def table(self, query: str = "") -> list[list[Any]]:
         rows = [p for p in self.papers().values() if matches(p, query or "")]
         rows.sort(key=lambda p: (p.date or "", p.title), reverse=True)
-        return [paper_row(p) for p in rows]
+        return [paper_row(p) for p in rows[:TABLE_MAX_ROWS]]
 
     def stats_html(self) -> str:
         s = api.stats(self.settings)
