@@ -9,7 +9,6 @@ import re
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import chain
 
 from .config import Settings
@@ -279,25 +278,23 @@ class _TitleEntry:
     short: str  # the name before ':' in "LEMUR: Large scale ...", normalised
 
 
-@lru_cache(maxsize=4)
-def _title_table(db_path: str, generation: int) -> tuple[_TitleEntry, ...]:
-    import json
-    import sqlite3
+_TITLES: dict[tuple[str, int], tuple[_TitleEntry, ...]] = {}
 
+
+def _title_table(store) -> tuple[_TitleEntry, ...]:
+    """Every paper's ids and normalised title / short name, cached per index generation."""
     from .text import normalize_title
 
-    con = sqlite3.connect(db_path)
-    try:
-        rows = con.execute("SELECT paper_id, json FROM papers").fetchall()
-    finally:
-        con.close()
-    out = []
-    for pid, js in rows:
-        d = json.loads(js)
-        titles = [d.get("title") or ""]
-        short = titles[0].split(":")[0] if ":" in titles[0] else ""
-        out.append(_TitleEntry(pid, d.get("arxiv_id") or "", normalize_title(titles[0]), normalize_title(short)))
-    return tuple(out)
+    key = (str(store.db_path), store.generation())
+    if key not in _TITLES:
+        out = []
+        for pid, arxiv_id, title in store.title_rows():
+            short = title.split(":")[0] if ":" in title else ""
+            out.append(_TitleEntry(pid, arxiv_id, normalize_title(title), normalize_title(short)))
+        if len(_TITLES) >= 4:
+            _TITLES.clear()
+        _TITLES[key] = tuple(out)
+    return _TITLES[key]
 
 
 def pinned_papers(store, question: str) -> list[str]:
@@ -307,7 +304,7 @@ def pinned_papers(store, question: str) -> list[str]:
     ids = {m.group(1) for m in _ARXIV_ID.finditer(question)}
     q = f" {normalize_title(question)} "
     pinned = []
-    for e in _title_table(str(store.db_path), store.generation()):
+    for e in _title_table(store):
         if e.arxiv_id in ids or e.paper_id in ids:
             pinned.insert(0, e.paper_id)
         elif len(e.norm_title) > 12 and f" {e.norm_title} " in q:

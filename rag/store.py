@@ -187,6 +187,11 @@ class Store:
     def all_papers(self) -> list[Paper]:
         return [paper_from_json(r[0]) for r in self.db.execute("SELECT json FROM papers ORDER BY paper_id")]
 
+    def title_rows(self) -> list[tuple[str, str, str]]:
+        """(paper_id, arxiv_id, title) of every paper (read in SQLite: no JSON decoding in Python)."""
+        return self.db.execute("SELECT paper_id, COALESCE(json_extract(json, '$.arxiv_id'), ''), "
+                               "COALESCE(json_extract(json, '$.title'), '') FROM papers").fetchall()
+
     def paper_hashes(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT paper_id, hash FROM papers"))
 
