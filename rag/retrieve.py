@@ -221,12 +221,27 @@ def bm25_search(store, query: str, settings: Settings, n: int,
     toks = [t for t in tokenize(query, settings.bm25_tokenizer) if t in model.vocab_dict] if model else []
     if not toks:
         return []
-    mask = None
+    scores = bm25_scores(model, toks)
     if allowed is not None:
-        mask = np.fromiter((cid in allowed for cid in ids), dtype=np.float32, count=len(ids))
-    docs, scores = model.retrieve([toks], k=min(n, len(ids)), show_progress=False,
-                                  weight_mask=mask, n_threads=1)
-    return [(ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+        scores *= np.fromiter((cid in allowed for cid in ids), dtype=np.float32, count=len(ids))
+    k = min(n, len(ids))
+    top = np.argpartition(-scores, k - 1)[:k] if k < len(ids) else np.arange(len(ids))
+    top = top[np.lexsort((top, -scores[top]))]  # best first; ties by position
+    return [(ids[int(d)], float(scores[d])) for d in top if scores[d] > 0]
+
+
+def bm25_scores(model, toks: list[str]):
+    """Every document's BM25 score for the query tokens: the sum of the tokens' columns of the
+    model's precomputed CSC score matrix (what bm25s.retrieve computes, without its thread pool
+    and progress bar, which cost ~20 ms per query)."""
+    import numpy as np
+
+    sc = model.scores
+    indptr, indices, data = sc["indptr"], sc["indices"], sc["data"]
+    cols = [model.vocab_dict[t] for t in toks]
+    idx = np.concatenate([indices[indptr[c]:indptr[c + 1]] for c in cols])
+    weights = np.concatenate([data[indptr[c]:indptr[c + 1]] for c in cols])
+    return np.bincount(idx, weights=weights, minlength=int(sc["num_docs"])).astype(np.float32)
 
 
 # ---------------------------------------------------------------- dense
@@ -271,47 +286,56 @@ def _allowed(store, f: Filters) -> set[str] | None:
 # ---------------------------------------------------------------- exact id / title matches
 
 @dataclass(frozen=True)
-class _TitleEntry:
-    paper_id: str
-    arxiv_id: str
-    norm_title: str
-    short: str  # the name before ':' in "LEMUR: Large scale ...", normalised
+class _TitleIndex:
+    """Papers by arXiv/paper id and by normalised title or short name ("lemur" for "LEMUR: ..."),
+    each mapping to positions in ``paper_ids`` (catalogue order)."""
+    paper_ids: tuple[str, ...]
+    by_id: dict[str, list[int]]
+    by_phrase: dict[str, list[int]]
+    max_words: int
 
 
-_TITLES: dict[tuple[str, int], tuple[_TitleEntry, ...]] = {}
+_TITLES: dict[tuple[str, int], _TitleIndex] = {}
 
 
-def _title_table(store) -> tuple[_TitleEntry, ...]:
-    """Every paper's ids and normalised title / short name, cached per index generation."""
+def _build_title_index(rows) -> _TitleIndex:
     from .text import normalize_title
 
+    pids, by_id, by_phrase = [], defaultdict(list), defaultdict(list)
+    for i, (pid, arxiv_id, title) in enumerate(rows):
+        pids.append(pid)
+        for key in dict.fromkeys(k for k in (pid, arxiv_id) if k):
+            by_id[key].append(i)
+        norm = normalize_title(title)
+        short = normalize_title(title.split(":")[0]) if ":" in title else ""
+        for phrase in dict.fromkeys(p for p, ok in ((norm, len(norm) > 12), (short, len(short) >= 3)) if ok):
+            by_phrase[phrase].append(i)
+    longest = max((len(p.split()) for p in by_phrase), default=0)
+    return _TitleIndex(tuple(pids), dict(by_id), dict(by_phrase), longest)
+
+
+def _title_index(store) -> _TitleIndex:
+    """The title index of the store's catalogue, cached per index generation."""
     key = (str(store.db_path), store.generation())
     if key not in _TITLES:
-        out = []
-        for pid, arxiv_id, title in store.title_rows():
-            short = title.split(":")[0] if ":" in title else ""
-            out.append(_TitleEntry(pid, arxiv_id, normalize_title(title), normalize_title(short)))
         if len(_TITLES) >= 4:
             _TITLES.clear()
-        _TITLES[key] = tuple(out)
+        _TITLES[key] = _build_title_index(store.title_rows())
     return _TITLES[key]
 
 
 def pinned_papers(store, question: str) -> list[str]:
-    """Papers named in the question by arXiv ID, exact title or short name (e.g. 'LEMUR')."""
+    """Papers named in the question by arXiv ID, exact title or short name (e.g. 'LEMUR'): papers
+    named by id first, then by title, each in catalogue order. Looks up the question's word n-grams,
+    so the cost does not grow with the catalogue."""
     from .text import normalize_title
 
-    ids = {m.group(1) for m in _ARXIV_ID.finditer(question)}
-    q = f" {normalize_title(question)} "
-    pinned = []
-    for e in _title_table(store):
-        if e.arxiv_id in ids or e.paper_id in ids:
-            pinned.insert(0, e.paper_id)
-        elif len(e.norm_title) > 12 and f" {e.norm_title} " in q:
-            pinned.append(e.paper_id)
-        elif len(e.short) >= 3 and f" {e.short} " in q:
-            pinned.append(e.paper_id)
-    return list(dict.fromkeys(pinned))
+    index = _title_index(store)
+    by_id = sorted({i for m in _ARXIV_ID.finditer(question) for i in index.by_id.get(m.group(1), ())}, reverse=True)
+    words = normalize_title(question).split()
+    by_title = sorted({i for a in range(len(words)) for b in range(a + 1, min(len(words), a + index.max_words) + 1)
+                       for i in index.by_phrase.get(" ".join(words[a:b]), ())})
+    return list(dict.fromkeys(index.paper_ids[i] for i in by_id + by_title))
 
 
 # ---------------------------------------------------------------- fusion and aggregation

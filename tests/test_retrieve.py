@@ -124,3 +124,65 @@ def test_batch_chunk_tokens_equal_plain_tokens():
 def test_partial_until_date_covers_the_whole_month(sample_settings):
     hits = api.retrieve("recommendation", sample_settings, Filters(since="2025-12", until="2025-12", top_k=10))
     assert hits and all(h.date and h.date.startswith("2025-12") for h in hits)
+
+
+def test_pinned_papers_equal_a_scan_of_every_title(sample_settings):
+    """The n-gram lookup pins exactly what comparing the question with every title would."""
+    import json
+    from pathlib import Path
+
+    from rag.retrieve import _ARXIV_ID, pinned_papers
+    from rag.store import open_store
+    from rag.text import normalize_title
+
+    st = open_store(sample_settings)
+    try:
+        rows = st.title_rows()
+        root = Path(__file__).resolve().parents[1]
+        questions = [json.loads(line)["question"] for line in (root / "eval" / "questions.jsonl").read_text().splitlines()
+                     if line.strip()]
+        questions += [f"what does {t} report?" for _, _, t in rows] + [f"compare {a} and {b}" for _, a, _ in rows[:5]
+                                                                        for _, b, _ in rows[5:8]]
+
+        def scan(question):
+            ids = {m.group(1) for m in _ARXIV_ID.finditer(question)}
+            q, first, rest = f" {normalize_title(question)} ", [], []
+            for pid, arxiv_id, title in rows:
+                norm = normalize_title(title)
+                short = normalize_title(title.split(":")[0]) if ":" in title else ""
+                if arxiv_id in ids or pid in ids:
+                    first.insert(0, pid)
+                elif (len(norm) > 12 and f" {norm} " in q) or (len(short) >= 3 and f" {short} " in q):
+                    rest.append(pid)
+            return list(dict.fromkeys(first + rest))
+
+        pinned = 0
+        for q in questions:
+            assert pinned_papers(st, q) == scan(q), q
+            pinned += bool(scan(q))
+        assert pinned > len(rows)  # the check saw many pins, not only empty lists
+    finally:
+        st.close()
+
+
+def test_bm25_scores_equal_bm25s_and_search_respects_allowed(sample_settings):
+    import numpy as np
+    import pytest
+
+    from rag.retrieve import _bm25, bm25_scores, bm25_search
+    from rag.store import open_store
+
+    st = open_store(sample_settings)
+    try:
+        model, ids, _ = _bm25(st)
+        for q in ("RQ-VAE semantic IDs", "抖音 搜索 部署", "knowledge distillation relevance model"):
+            toks = [t for t in tokenize(q) if t in model.vocab_dict]
+            ours = bm25_scores(model, toks)
+            np.testing.assert_allclose(ours, model.get_scores(toks), rtol=1e-5, atol=1e-6)
+            hits = bm25_search(st, q, sample_settings, 10, None)
+            assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True) and hits
+            assert hits[0][1] == pytest.approx(float(ours.max()))
+            allowed = {cid for cid, _ in hits[1:]}
+            assert [c for c, _ in bm25_search(st, q, sample_settings, 10, allowed)] == [c for c, _ in hits[1:]]
+    finally:
+        st.close()
