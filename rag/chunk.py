@@ -11,8 +11,10 @@ import base64
 import hashlib
 import os
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -68,13 +70,33 @@ def _encode(text: str) -> list[int]:
 
 
 def count_tokens(text: str) -> int:
-    return len(_encode(text))
+    known = getattr(_KNOWN, "counts", None)
+    n = known.get(text) if known else None
+    return len(_encode(text)) if n is None else n
+
+
+# Token counts and sentence pieces a batch already computed (chunk_papers), seen by count_tokens
+# and the splitter in this thread only.
+_KNOWN = threading.local()
+
+
+@contextmanager
+def _known(counts: dict[str, int], pieces: dict[str, list[str]] | None = None) -> Iterator[None]:
+    prev = getattr(_KNOWN, "counts", None), getattr(_KNOWN, "pieces", None)
+    _KNOWN.counts, _KNOWN.pieces = counts, pieces
+    try:
+        yield
+    finally:
+        _KNOWN.counts, _KNOWN.pieces = prev
 
 
 # ---------------------------------------------------------------- splitting
 
 def sentence_pieces(text: str) -> list[str]:
     """Sentences with their trailing whitespace kept ("".join(pieces) == text)."""
+    known = getattr(_KNOWN, "pieces", None)
+    if known and text in known:
+        return list(known[text])
     out, start = [], 0
     for m in _SENT_BOUNDARY.finditer(text):
         if m.end() > start:
@@ -100,7 +122,7 @@ def _splitter(chunk_size: int, overlap: int):
             # Every whitespace-separated run starts its own cl100k pre-token, so the word count is a
             # lower bound: when it already exceeds the window, the exact count is not needed.
             words = len(text.split())
-            return words if words > self.chunk_size else len(_encode(text))
+            return words if words > self.chunk_size else count_tokens(text)
 
     return _Splitter(chunk_size=chunk_size, chunk_overlap=overlap, tokenizer=_encode,
                      chunking_tokenizer_fn=sentence_pieces, secondary_chunking_regex=_CLAUSES,
@@ -150,20 +172,52 @@ def split_text(text: str, max_tokens: int, overlap: int, n_tokens: int | None = 
     ``n_tokens``: the text's token count, when already known."""
     if (n_tokens <= max_tokens) if n_tokens is not None else _fits(text, max_tokens):
         return [text]
+    return _split_long(text, max_tokens, overlap)
+
+
+def _sentence_split(text: str, size: int, overlap: int) -> list[str] | None:
+    """llama-index's SentenceSplitter at window ``size`` (None when it cannot meet it)."""
+    try:
+        # _split_text is SentenceSplitter's splitting proper; split_text only adds
+        # instrumentation spans, which cost ~0.3 ms per call.
+        return _splitter(size, min(overlap, size // 2))._split_text(text, chunk_size=size)
+    except ValueError:
+        return None
+
+
+def _split_long(text: str, max_tokens: int, overlap: int, first: list[str] | None = None) -> list[str]:
+    """Sentence windows of a text known to be too long; ``first``: the splitter's parts at
+    ``max_tokens``, when already made."""
     overlap = min(overlap, max_tokens // 2)
     size = max_tokens
-    for _ in range(4):  # joined pieces can tokenise a little longer than their parts: shrink and retry
-        try:
-            # _split_text is SentenceSplitter's splitting proper; split_text only adds
-            # instrumentation spans, which cost ~0.3 ms per call.
-            parts = _splitter(size, min(overlap, size // 2))._split_text(text, chunk_size=size)
-        except ValueError:
+    for attempt in range(4):  # joined pieces can tokenise a little longer than their parts: shrink and retry
+        parts = first if attempt == 0 and first is not None else _sentence_split(text, size, overlap)
+        if parts is None:
             break
         over = [count_tokens(p) - max_tokens for p in parts if not _fits(p, max_tokens)]
         if not over:
             return [p for p in parts if p]
         size -= max(2, max(over))
     return [p for p in _token_windows(text, max_tokens, overlap) if p]
+
+
+def _count_into(counts: dict[str, int], texts: Iterable[str]) -> None:
+    """Add the token counts of the texts not yet in ``counts`` (one threaded batch)."""
+    need = [t for t in dict.fromkeys(texts) if t not in counts]
+    counts.update(zip(need, count_many(need)))
+
+
+def split_many(texts: list[str], max_tokens: int, overlap: int, counts: dict[str, int]) -> dict[str, list[str]]:
+    """split_text of many texts known to be too long (``counts`` holds their token counts and
+    receives the new ones). Same passages as split_text one by one, but every cl100k count is
+    made in threaded batches: the sentences' before splitting, the windows' after."""
+    pieces = {t: sentence_pieces(t) for t in texts}
+    _count_into(counts, (pc for ps in pieces.values() for pc in ps if len(pc.split()) <= max_tokens))
+    with _known(counts, pieces):
+        first = {t: _sentence_split(t, max_tokens, overlap) for t in texts}
+    _count_into(counts, (p for ps in first.values() if ps for p in ps if _bound(p, max_tokens) is None))
+    with _known(counts, pieces):
+        return {t: _split_long(t, max_tokens, overlap, first[t]) for t in texts}
 
 
 # ---------------------------------------------------------------- chunks
@@ -232,24 +286,34 @@ def field_texts(paper: Paper) -> list[tuple[str, str]]:
 
 
 def chunk_paper(paper: Paper, settings: Settings, counts: dict[str, int] | None = None,
-                texts: list[tuple[str, str]] | None = None) -> list[Chunk]:
+                texts: list[tuple[str, str]] | None = None,
+                splits: dict[str, list[str]] | None = None) -> list[Chunk]:
     """One chunk per non-empty text field (plus a metadata passage); long fields become windows.
-    ``counts``: known token counts by text; ``texts``: field_texts(paper), when already made."""
+    ``counts``: known token counts by text; ``texts``: field_texts(paper); ``splits``: windows of
+    long texts (each when already made)."""
     base = paper_metadata(paper)
     out: list[Chunk] = []
     for field, text in field_texts(paper) if texts is None else texts:
-        n = counts.get(text) if counts else None
-        for i, passage in enumerate(split_text(text, settings.chunk_tokens, settings.chunk_overlap, n)):
+        passages = splits.get(text) if splits else None
+        if passages is None:
+            n = counts.get(text) if counts else None
+            passages = split_text(text, settings.chunk_tokens, settings.chunk_overlap, n)
+        for i, passage in enumerate(passages):
             out.append(_make_chunk(paper, base, field, i, passage))
     return out
 
 
 def chunk_papers(papers: Iterable[Paper], settings: Settings) -> list[Chunk]:
     """Chunks of many papers, in input order (cyclic GC paused while building them). The texts no
-    cheap bound decides are counted first, in one batch across cores."""
+    cheap bound decides are counted first, in one batch across cores; the long ones are split
+    together (split_many)."""
+    size, overlap = settings.chunk_tokens, settings.chunk_overlap
     with no_gc():
         papers = list(papers)
         texts = [field_texts(p) for p in papers]
-        need = list({t for fields in texts for _, t in fields if _bound(t, settings.chunk_tokens) is None})
-        counts = dict(zip(need, count_many(need)))
-        return [c for p, f in zip(papers, texts) for c in chunk_paper(p, settings, counts, f)]
+        bounds = {t: _bound(t, size) for fields in texts for _, t in fields}
+        counts: dict[str, int] = {}
+        _count_into(counts, (t for t, fits in bounds.items() if fits is None))
+        long = [t for t, fits in bounds.items() if fits is False or (fits is None and counts[t] > size)]
+        splits = split_many(long, size, overlap, counts)
+        return [c for p, f in zip(papers, texts) for c in chunk_paper(p, settings, counts, f, splits)]

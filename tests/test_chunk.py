@@ -222,3 +222,20 @@ def test_batch_counts_equal_one_by_one_and_chunks_equal_per_paper(monkeypatch):
     assert [c.chunk_id for c in batch] == [c.chunk_id for p in papers for c in chunk_paper(p, SETTINGS)]
     assert [c.text for c in batch] == [c.text for p in papers for c in chunk_paper(p, SETTINGS)]
     assert any(c.chunk_id.endswith(":1") for c in batch)  # some field was long enough to be split
+
+
+def test_batched_splitting_equals_one_by_one_on_real_days(shared_dir):
+    """split_many (counts made in threaded batches, sentences before splitting and windows after)
+    gives exactly split_text's windows, on two real days with hundreds of long abstracts."""
+    from rag.merge import merge_papers
+    from rag.parse import parse_file
+
+    days = sorted((shared_dir / "corpora" / "scale").glob("*.jsonl.gz"))[:2]
+    papers = merge_papers([p for f in days for p in parse_file(str(f)).papers])
+    batch = chunk_papers(papers, SETTINGS)
+    single = [c for p in papers for c in chunk_paper(p, SETTINGS)]
+    assert [(c.chunk_id, c.text, c.content_hash) for c in batch] == \
+        [(c.chunk_id, c.text, c.content_hash) for c in single]
+    assert sum(c.chunk_id.endswith(":abstract:1") for c in batch) > 100  # many abstracts were split
+    assert any(c.chunk_id.endswith(":2") for c in batch)  # and some in three windows
+    assert all(count_tokens(c.text) <= SETTINGS.chunk_tokens for c in batch)
