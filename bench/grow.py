@@ -15,8 +15,13 @@ import numpy as np
 
 
 def _rows(store) -> list[tuple]:
-    return store.db.execute("SELECT chunk_id, paper_id, field, lang, text, hash, tokens FROM chunks "
+    """Every chunk row, its BM25 tokens as a space-joined string (from the stored term ids)."""
+    from array import array
+
+    inv = {i: t for t, i in store.terms().items()}
+    rows = store.db.execute("SELECT chunk_id, paper_id, field, lang, text, hash, tok_ids FROM chunks "
                             "ORDER BY chunk_id").fetchall()
+    return [(*r[:6], " ".join(map(inv.__getitem__, array("i", r[6] or b"")))) for r in rows]
 
 
 def _vectors(store, ids: list[str]) -> dict[str, np.ndarray]:

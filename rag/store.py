@@ -77,6 +77,9 @@ class Store:
         self.db = sqlite3.connect(self.db_path, timeout=30, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoint the WAL every ~40 MB instead of every 4 MB: a 20k-paper ingest writes ~200 MB of
+        # rows, and each checkpoint is an fsync (measured: store stage 15.4 s -> 11.8 s on this disk).
+        self.db.execute("PRAGMA wal_autocheckpoint=10000")
         self.db.executescript(_SCHEMA)
         if "tok_ids" not in {r[1] for r in self.db.execute("PRAGMA table_info(chunks)")}:
             self.db.execute("ALTER TABLE chunks ADD COLUMN tok_ids BLOB")  # catalogues from before it
@@ -97,7 +100,8 @@ class Store:
 
     def upsert_chunks(self, chunks: list[Chunk], vectors: list, tokens: list[str]) -> None:
         """Vectors into Chroma first, then the chunk rows (one transaction). ``vectors[i]`` is None
-        for a passage that is BM25-only (see Settings.dense)."""
+        for a passage that is BM25-only (see Settings.dense); ``tokens[i]`` its space-joined BM25
+        tokens, stored as int32 term ids (the text column is only read from older catalogues)."""
         if not chunks:
             return
         dense = [(c, v) for c, v in zip(chunks, vectors) if v is not None]
@@ -113,7 +117,7 @@ class Store:
                 ids = self._term_ids(tokens)
                 self.db.executemany(
                     "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [_chunk_row(c, t, v is not None, b) for c, t, v, b in zip(chunks, tokens, vectors, ids)])
+                    [_chunk_row(c, v is not None, b) for c, v, b in zip(chunks, vectors, ids)])
                 self._bump_generation()
         except BaseException:
             self._terms = None  # new terms were rolled back with the rows: reload from disk
@@ -246,7 +250,7 @@ class Store:
             self._terms = None
         terms = self.terms()
         # (a missing term gets the next id and is queued in terms.new)
-        out = [array("i", [terms[t] for t in (text or "").split()]).tobytes() for text in tokens]
+        out = [array("i", map(terms.__getitem__, text.split())).tobytes() if text else b"" for text in tokens]
         if terms.new:
             self.db.executemany("INSERT INTO terms VALUES (?,?)", terms.new)
             terms.new = []
@@ -360,9 +364,9 @@ class _Terms(dict):
         return i
 
 
-def _chunk_row(c: Chunk, tokens: str, embedded: bool, tok_ids: bytes) -> tuple:
+def _chunk_row(c: Chunk, embedded: bool, tok_ids: bytes) -> tuple:
     m = c.metadata
-    return (c.chunk_id, c.paper_id, c.field, c.lang, c.text, c.content_hash, tokens,
+    return (c.chunk_id, c.paper_id, c.field, c.lang, c.text, c.content_hash, None,
             int(m.get("date_int") or 0), m.get("categories", ""), m.get("authors", ""),
             m.get("title", ""), m.get("arxiv_id", ""), int(embedded), tok_ids)
 

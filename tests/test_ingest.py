@@ -27,8 +27,16 @@ def _consistent(settings) -> tuple[int, int]:
         st.close()
 
 
+def _chunk_tokens(st) -> dict[str, list[str]]:
+    """Each stored chunk's BM25 tokens, recomputed from its title and text (embed_text)."""
+    from rag.retrieve import tokenize
+
+    rows = st.db.execute("SELECT chunk_id, title, text FROM chunks").fetchall()
+    return {cid: tokenize(f"{title}\n{text}" if title else text) for cid, title, text in rows}
+
+
 def _term_ids_match_tokens(settings) -> int:
-    """Every chunk's stored term ids spell its stored token string; returns the number of terms."""
+    """Every chunk's stored term ids spell its BM25 tokens; returns the number of terms."""
     from array import array
 
     st = open_store(settings)
@@ -36,10 +44,12 @@ def _term_ids_match_tokens(settings) -> int:
         terms = st.terms()
         by_id = {i: t for t, i in terms.items()}
         assert len(by_id) == len(terms) and sorted(by_id) == list(range(len(terms)))  # dense, unique
-        rows = st.db.execute("SELECT chunk_id, tokens, tok_ids FROM chunks").fetchall()
-        for cid, tokens, blob in rows:
+        tokens = _chunk_tokens(st)
+        rows = st.db.execute("SELECT chunk_id, tok_ids FROM chunks").fetchall()
+        assert rows and len(rows) == len(tokens)
+        for cid, blob in rows:
             assert blob is not None, cid
-            assert [by_id[i] for i in array("i", blob)] == (tokens or "").split(), cid
+            assert [by_id[i] for i in array("i", blob)] == tokens[cid], cid
         return len(terms)
     finally:
         st.close()
@@ -153,6 +163,18 @@ def test_interrupted_ingest_leaves_usable_index_and_rerun_completes(tmp_settings
     _term_ids_match_tokens(tmp_settings)
 
 
+def test_chunks_store_term_ids_not_token_strings(sample_settings):
+    """BM25 tokens are kept once, as int32 term ids (the token-string column is only read from
+    catalogues written by older versions)."""
+    st = open_store(sample_settings)
+    try:
+        assert st.db.execute("SELECT COUNT(*) FROM chunks WHERE tokens IS NOT NULL").fetchone()[0] == 0
+        assert st.db.execute("SELECT COUNT(*) FROM chunks WHERE length(tok_ids) > 0").fetchone()[0] > 100
+    finally:
+        st.close()
+    _term_ids_match_tokens(sample_settings)
+
+
 def test_interrupted_commit_rolls_back_new_terms(tmp_settings, monkeypatch):
     """A commit that fails after inserting new BM25 terms leaves no orphan ids and no stale cache."""
     import rag.store as store_mod
@@ -174,7 +196,7 @@ def test_interrupted_commit_rolls_back_new_terms(tmp_settings, monkeypatch):
     assert api.retrieve("RQ-VAE semantic IDs", tmp_settings)
 
 
-def test_term_ids_stable_across_ingests_and_bm25_equals_rebuild_from_tokens(tmp_settings):
+def test_term_ids_stable_across_ingests_and_bm25_equals_build_from_tokens(tmp_settings):
     """BM25 built from stored term ids scores like one built from the token strings, and a term
     keeps its id when later ingests add terms (ids are positions in the saved model)."""
     import numpy as np
@@ -192,8 +214,8 @@ def test_term_ids_stable_across_ingests_and_bm25_equals_rebuild_from_tokens(tmp_
         terms = st.terms()
         assert len(terms) > len(first) and all(terms[t] == i for t, i in first.items())
         model, ids, _ = _bm25(st)
-        rows = dict(st.db.execute("SELECT chunk_id, tokens FROM chunks").fetchall())
-        ref = build_bm25([(rows[c] or "").split() for c in ids])
+        tokens = _chunk_tokens(st)
+        ref = build_bm25([tokens[c] for c in ids])
         for q in ("RQ-VAE semantic IDs", "抖音 搜索", "knowledge distillation relevance", "MOON"):
             toks = tokenize(q)
             a = model.get_scores([t for t in toks if t in model.vocab_dict])
@@ -215,6 +237,11 @@ def test_catalogue_from_before_term_ids_is_migrated(tmp_settings):
     db_path = st.db_path
     st.close()
     db = sqlite3.connect(db_path)
+    from rag.retrieve import tokens_text
+
+    rows = db.execute("SELECT chunk_id, title, text FROM chunks").fetchall()
+    db.executemany("UPDATE chunks SET tokens=? WHERE chunk_id=?",  # older versions stored token strings
+                   [(tokens_text(f"{t}\n{x}" if t else x, "bigram"), cid) for cid, t, x in rows])
     db.execute("DROP INDEX chunks_no_ids")
     db.execute("ALTER TABLE chunks DROP COLUMN tok_ids")
     db.execute("DROP TABLE terms")
