@@ -73,8 +73,12 @@ class _WordCache(dict):
         self.mode, self.joined = mode, joined
 
     def __missing__(self, w: str) -> tuple[str, ...] | str:
-        v = _word_tokens(w, self.mode)
-        v = " ".join(v) if self.joined else v
+        if w[0] > "z" and self.mode == "bigram" and len(w) > 1:  # a CJK run (_TOKEN's other words are ASCII)
+            pairs = map(str.__add__, w, w[1:])  # its bigrams, without the general path's calls
+            v = " ".join(pairs) if self.joined else tuple(pairs)
+        else:
+            v = _word_tokens(w, self.mode)
+            v = " ".join(v) if self.joined else v
         if len(w) <= 8 or not _is_cjk(w[0]):  # long CJK runs rarely repeat: not worth keeping
             if len(self) >= _WORD_CACHE_MAX:
                 self.clear()
