@@ -54,10 +54,17 @@ def write_subset(corpus: Path, n: int, out: Path, fields: tuple[str, ...] = ALL_
             if pid in chosen:
                 keep.append(line if fields == ALL_FIELDS else json.dumps(_trim(obj, fields), ensure_ascii=False) + "\n")
         if keep:
-            with gzip.open(out / day.name, "wt", encoding="utf-8") as fh:
-                fh.writelines(keep)
+            _write_if_changed(out / day.name, gzip.compress("".join(keep).encode("utf-8"), mtime=0))
             files, lines = files + 1, lines + len(keep)
     return {"papers": len(chosen), "files": files, "lines": lines}
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    """Leave a day that already holds these bytes alone (as a user's old digests stay put: a grown
+    subset then changes only the days that gained papers, not every file's mtime and gzip header)."""
+    if path.exists() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return
+    path.write_bytes(data)
 
 
 # ---------------------------------------------------------------- queries

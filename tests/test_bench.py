@@ -41,3 +41,21 @@ def test_noembed_stages_on_two_days(shared_dir):
     assert res["papers"] > 100 and res["chunks"] > 5 * res["papers"]
     assert set(res["timings"]) == {"parse", "merge", "chunk", "tokens", "store", "bm25"}
     assert res["raw_tiktoken"]["texts"] >= res["papers"]
+
+
+def test_grown_subset_rewrites_only_the_days_that_gained_papers(tmp_path, shared_dir):
+    """A bigger subset leaves days that did not change byte-for-byte alone (same mtime), as a
+    user's old digests stay put; so the bench's day step measures a day, not a re-read corpus."""
+    from bench.corpus import write_subset
+
+    scale = shared_dir / "corpora" / "scale"
+    out = tmp_path / "data"
+    write_subset(scale, 300, out)
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()}
+    write_subset(scale, 300, out)
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()} == before
+    write_subset(scale, 700, out)
+    after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()}
+    changed = [n for n in before if after[n] != before[n]]
+    assert len(after) > len(before) and len(changed) <= 1  # only the last day can gain papers
+    assert all(after[n] == before[n] for n in before if n not in changed)
