@@ -14,22 +14,27 @@ import time
 import numpy as np
 
 
+_META = ("date_int", "categories", "authors", "title", "arxiv_id")
+
+
 def _rows(store) -> list[tuple]:
-    """Every chunk row, its BM25 tokens as a space-joined string (from the stored term ids)."""
+    """Every chunk row: id, paper, field, lang, text, hash, its metadata (from the catalogue) and
+    its BM25 tokens as a space-joined string (from the stored term ids)."""
     from array import array
 
     inv = {i: t for t, i in store.terms().items()}
-    rows = store.db.execute("SELECT chunk_id, paper_id, field, lang, text, hash, tok_ids FROM chunks "
-                            "ORDER BY chunk_id").fetchall()
-    return [(*r[:6], " ".join(map(inv.__getitem__, array("i", r[6] or b"")))) for r in rows]
+    rows = store.db.execute(f"SELECT chunk_id, paper_id, field, lang, text, hash, {', '.join(_META)}, tok_ids "
+                            "FROM chunks ORDER BY chunk_id").fetchall()
+    return [(*r[:6], dict(zip(_META, r[6:11])), " ".join(map(inv.__getitem__, array("i", r[11] or b""))))
+            for r in rows]
 
 
 def _vectors(store, ids: list[str]) -> dict[str, np.ndarray]:
     out = {}
     for i in range(0, len(ids), 2000):
-        got = store.collection.get(ids=ids[i:i + 2000], include=["embeddings", "metadatas"])
-        for cid, vec, meta in zip(got["ids"], got["embeddings"], got["metadatas"]):
-            out[cid] = (np.asarray(vec, dtype=np.float32), meta)
+        got = store.collection.get(ids=ids[i:i + 2000], include=["embeddings"])
+        for cid, vec in zip(got["ids"], got["embeddings"]):
+            out[cid] = np.asarray(vec, dtype=np.float32)
     return out
 
 
@@ -37,17 +42,16 @@ def _copy(rows, vecs, r: int, rng: np.random.Generator):
     from rag.types import Chunk
 
     chunks, vectors, tokens = [], [], []
-    for cid, pid, field, lang, text, h, toks in rows:
+    for cid, pid, field, lang, text, h, meta, toks in rows:
         new_pid = f"{pid}~r{r}"
         new_id = f"{new_pid}:{cid.rsplit(':', 2)[1]}:{cid.rsplit(':', 2)[2]}"
         if cid in vecs:
-            vec, meta = vecs[cid]
-            v = vec + rng.normal(0, 0.005, vec.shape).astype(np.float32)
+            v = vecs[cid] + rng.normal(0, 0.005, vecs[cid].shape).astype(np.float32)
             vectors.append((v / np.linalg.norm(v)).tolist())
         else:  # a BM25-only passage (Settings.dense): no vector to copy
-            meta = {"field": field, "lang": lang}
             vectors.append(None)
-        chunks.append(Chunk(new_id, new_pid, field, lang, text, "", h, {**meta, "paper_id": new_pid}))
+        meta = {**meta, "paper_id": new_pid, "field": field, "lang": lang}
+        chunks.append(Chunk(new_id, new_pid, field, lang, text, "", h, meta))
         tokens.append(toks or "")
     return chunks, vectors, tokens
 

@@ -125,6 +125,26 @@ def test_bad_inputs_reported_and_rest_ingested(tmp_settings, tmp_path, shared_di
     assert "2511.14182" in ids and "2601.00001" in ids  # the good file and the good line still went in
 
 
+def chunk_papers_of_sample(settings):
+    from rag.chunk import chunk_papers
+    from rag.merge import merge_papers
+    from rag.parse import parse_file
+
+    return chunk_papers(merge_papers([p for f in api.sample_paths() for p in parse_file(str(f)).papers]), settings)
+
+
+def test_commits_hold_a_bounded_number_of_vectors_and_chunks(tmp_settings, monkeypatch):
+    import rag.ingest as ingest_mod
+
+    chunks = chunk_papers_of_sample(tmp_settings)
+    monkeypatch.setattr(ingest_mod, "_EMBED_COMMIT", 10)
+    monkeypatch.setattr(ingest_mod, "_COMMIT_MAX_CHUNKS", 30)
+    parts = list(ingest_mod._commits(chunks, tmp_settings))
+    assert [c for p in parts for c in p] == chunks  # every chunk once, in order
+    dense = [sum(tmp_settings.embeds(c.field, c.lang) for c in p) for p in parts]
+    assert max(dense) == 10 and max(map(len, parts)) <= 30 and len(parts) > 4
+
+
 def test_interrupted_ingest_leaves_usable_index_and_rerun_completes(tmp_settings, monkeypatch):
     import rag.embed as embed
 
@@ -152,7 +172,9 @@ def test_interrupted_ingest_leaves_usable_index_and_rerun_completes(tmp_settings
     monkeypatch.setattr(embed, "get_embedder", lambda s: real)
     partial = _consistent(tmp_settings)
     assert partial[0] == partial[1] > 0
-    assert api.stats(tmp_settings)["chunks"] == 40  # exactly the first commit
+    assert partial[0] == 40  # exactly the first commit: 40 passages with vectors
+    first = next(ingest_mod._commits(chunk_papers_of_sample(tmp_settings), tmp_settings))
+    assert api.stats(tmp_settings)["chunks"] == len(first) > 40  # and the BM25-only ones among them
     assert api.retrieve("semantic IDs", tmp_settings)  # opens and answers from what is there
     report = api.ingest(api.sample_paths(), tmp_settings)
     assert report.ok and report.chunks_added > 0
@@ -173,6 +195,22 @@ def test_chunks_store_term_ids_not_token_strings(sample_settings):
     finally:
         st.close()
     _term_ids_match_tokens(sample_settings)
+
+
+def test_chroma_keeps_vectors_and_filter_fields_only(sample_settings):
+    """Texts live in the catalogue; Chroma gets the vector, paper_id, date_int, field and lang."""
+    st = open_store(sample_settings)
+    try:
+        got = st.collection.get(limit=20, include=["metadatas", "documents"])
+        assert len(got["ids"]) == 20 and not any(got["documents"] or [])
+        assert all(set(m) == {"paper_id", "date_int", "field", "lang"} for m in got["metadatas"])
+        assert all(m["paper_id"] == cid.rsplit(":", 2)[0] for cid, m in zip(got["ids"], got["metadatas"]))
+    finally:
+        st.close()
+    from rag.types import Filters
+
+    dated = api.retrieve("semantic IDs", sample_settings, Filters(since="2025-11-20", until="2025-11-20"), mode="dense")
+    assert dated and all(h.date == "2025-11-20" for h in dated)  # the dense date filter still works
 
 
 def test_interrupted_commit_rolls_back_new_terms(tmp_settings, monkeypatch):
