@@ -19,7 +19,10 @@ from .types import Chunk, FileError, IngestReport, Paper, ParseResult, Source
 
 Progress = Callable[[int, int, str], None]
 DIGEST_SUFFIXES = (".txt", ".md", ".markdown", ".jsonl", ".json", ".gz")
-_EMBED_COMMIT = 256  # chunks per Chroma upsert + SQLite commit
+# Passages given a vector per embedder call, Chroma upsert and SQLite commit (measured: MiniLM
+# embeds ~15% faster in calls of >= 128 texts than of ~50, as a commit of 256 chunks held).
+_EMBED_COMMIT = 256
+_COMMIT_MAX_CHUNKS = 2048  # and at most this many chunks per commit (runs of BM25-only passages)
 _CHUNK_GROUP = 1000  # papers chunked, embedded and committed together
 
 
@@ -255,15 +258,28 @@ def _sync_chunks(store, changed: list[Paper], live: set[str], before: set[str], 
     return added, len(stale)
 
 
+def _commits(chunks: list[Chunk], s: Settings):
+    """Consecutive runs of chunks, each with at most _EMBED_COMMIT passages to embed and
+    _COMMIT_MAX_CHUNKS chunks in all."""
+    part: list[Chunk] = []
+    dense = 0
+    for c in chunks:
+        embeds = s.embeds(c.field, c.lang)
+        if part and ((embeds and dense >= _EMBED_COMMIT) or len(part) >= _COMMIT_MAX_CHUNKS):
+            yield part
+            part, dense = [], 0
+        part.append(c)
+        dense += embeds
+    if part:
+        yield part
+
+
 def _embed_and_upsert(store, chunks: list[Chunk], run: _Run) -> None:
-    """Embed (only the passages Settings.embeds says) and upsert in commits of _EMBED_COMMIT."""
+    """Embed (only the passages Settings.embeds says) and upsert, a commit at a time (_commits)."""
     from .retrieve import chunk_tokens_texts
 
-    if not chunks:
-        return
     s = run.settings
-    for i in range(0, len(chunks), _EMBED_COMMIT):
-        part = chunks[i:i + _EMBED_COMMIT]
+    for part in _commits(chunks, s):
         t0 = time.perf_counter()
         vectors = _vectors(part, s)
         t0 = run.timer("embed", t0)
