@@ -1,6 +1,8 @@
 """Hybrid retrieval on the bundled sample: tokenizer, fusion, per-paper hits, pinning, filters."""
 from __future__ import annotations
 
+import pytest
+
 from rag import api
 from rag.retrieve import hybrid_retriever, rrf, tokenize
 from rag.types import Filters
@@ -91,11 +93,15 @@ def test_chinese_question_over_english_only_digest(tmp_settings, shared_dir):
     assert "2508.03628" in [h.arxiv_id for h in hits[:3]]  # LLMDistill4Ads, the other distillation paper
 
 
-def test_numpy_bm25_build_matches_bm25s_index():
+@pytest.mark.parametrize("bucket", [2_000_000, 3])  # one sort, and term ranges of ~3 tokens at a time
+def test_numpy_bm25_build_matches_bm25s_index(bucket, monkeypatch):
     import bm25s
     import numpy as np
 
+    import rag.retrieve as retrieve_mod
     from rag.retrieve import build_bm25
+
+    monkeypatch.setattr(retrieve_mod, "_BM25_BUCKET", bucket)
 
     corpus = [tokenize(t) for t in ("RQ-VAE semantic IDs for generative recommendation",
                                     "LEMUR 在抖音搜索部署 memory bank", "semantic search semantic retrieval",
@@ -107,6 +113,16 @@ def test_numpy_bm25_build_matches_bm25s_index():
         b_docs, b_scores = ref.retrieve([query], k=5, show_progress=False)
         np.testing.assert_allclose(np.sort(a_scores[0]), np.sort(b_scores[0]), rtol=1e-5)
         assert list(a_docs[0][:1]) == list(b_docs[0][:1])
+
+    def column(model, term):  # (docs, scores) of one term's column of the score matrix
+        sc, c = model.scores, model.vocab_dict[term]
+        a, z = sc["indptr"][c], sc["indptr"][c + 1]
+        return list(sc["indices"][a:z]), sc["data"][a:z]
+
+    for term in {t for doc in corpus for t in doc}:  # every posting list, doc ids and scores
+        (a_ids, a_sc), (b_ids, b_sc) = column(ours, term), column(ref, term)
+        assert a_ids == b_ids, term
+        np.testing.assert_allclose(a_sc, b_sc, rtol=1e-6)
 
 
 def test_batch_chunk_tokens_equal_plain_tokens():
