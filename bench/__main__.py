@@ -67,28 +67,36 @@ def run_size(size: int, args, work: Path, embedder: str, grow: int) -> dict:
     subset = write_subset(args.corpus, size, d / "data", _fields(args.fields))
     spec = {"size": size, "subset": subset, "data": str(d / "data"), "work": str(d), "queries": args.queries,
             "raw_max": args.raw_max, "baseline": not args.no_baseline, "grow": grow, "embedder": embedder}
-    out = d / "result.json"
+    return _worker(spec, d / "result.json")
+
+
+def run_incremental(sizes: list[int], args, work: Path, embedder: str) -> list[dict]:
+    """One index grown through the sizes, a fresh worker process per size (bench.worker.run_step);
+    the day and growth steps run after the largest size."""
+    out = []
+    for i, size in enumerate(sizes):
+        last = i == len(sizes) - 1
+        spec = {"incremental": True, "size": size, "corpus": str(args.corpus), "fields": list(_fields(args.fields)),
+                "work": str(work / "incremental"), "queries": args.queries, "raw_max": args.raw_max,
+                "baseline": not args.no_baseline, "baseline_ids": str(work / "incremental" / "baseline-ids.json"),
+                "grow": args.grow if last else 0, "embedder": embedder, "day": args.day if last else 0}
+        res = _worker(spec, work / f"incremental-{size}.json")
+        out.append(res)
+        if "error" in res:
+            break
+        print(f"bench: {size} papers done ({res['ingest']['seconds']} s ingest)", file=sys.stderr, flush=True)
+    return out
+
+
+def _worker(spec: dict, out: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO), "ORT_DISABLE_TELEMETRY": "1", "ANONYMIZED_TELEMETRY": "False"}
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(spec), str(out)], env=env, cwd=REPO)
     if proc.returncode != 0 or not out.exists():
-        return {"size": size, "error": f"worker exited with {proc.returncode}"}
+        return {"size": spec.get("size"), "error": f"worker exited with {proc.returncode}"}
     res = json.loads(out.read_text())
     res["worker_s"] = round(time.perf_counter() - t0, 1)
     return res
-
-
-def run_incremental(sizes: list[int], args, work: Path, embedder: str) -> list[dict]:
-    """All sizes in one worker process and one growing index (bench.worker.run_incremental)."""
-    spec = {"incremental": True, "sizes": sizes, "corpus": str(args.corpus), "fields": list(_fields(args.fields)),
-            "work": str(work / "incremental"), "queries": args.queries, "raw_max": args.raw_max,
-            "baseline": not args.no_baseline, "grow": args.grow, "embedder": embedder, "day": args.day}
-    out = work / "incremental-result.json"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ORT_DISABLE_TELEMETRY": "1", "ANONYMIZED_TELEMETRY": "False"}
-    proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(spec), str(out)], env=env, cwd=REPO)
-    if proc.returncode != 0 or not out.exists():
-        return [{"size": sizes[-1], "error": f"worker exited with {proc.returncode}"}]
-    return json.loads(out.read_text())
 
 
 def _no_embed(corpus: Path) -> dict:

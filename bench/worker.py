@@ -204,10 +204,12 @@ def run(args: dict) -> dict:
     return res
 
 
-def run_incremental(args: dict) -> list[dict]:
-    """All sizes in one process and one index, each adding the next papers to the previous ones (as a
-    user adds days of digests): per size the increment's ingest, re-ingest of everything, raw embedder,
-    latency over the whole index, baseline grown by the same papers; growth step after the last."""
+def run_step(args: dict) -> dict:
+    """One size of an incremental run (`python -m bench --incremental`), in its own process: add
+    the next papers to the shared index (as a user adds days of digests, each `digestqa ingest` a
+    new process, so peak RSS is that ingest's own), re-ingest everything, raw embedder, latency
+    over the whole index, baseline grown by the same papers; after the last size, the day and
+    growth steps."""
     from rag import api
     from rag.config import Settings
 
@@ -215,37 +217,35 @@ def run_incremental(args: dict) -> list[dict]:
 
     root, data = Path(args["work"]), Path(args["work"]) / "data"
     s = Settings(index_dir=str(root / "index"), answerer="extractive", embedder=args.get("embedder") or "minilm-onnx")
-    out, in_baseline = [], frozenset()
-    for size in args["sizes"]:
-        res: dict = {"size": size, "subset": write_subset(Path(args["corpus"]), size, data, tuple(args["fields"]))}
-        res["ingest"] = bench_ingest(str(data), s)
-        res["ingest"]["papers_total"] = len(api.papers(s))
-        queries = make_queries(api.papers(s), args["queries"])
-        res["queries"] = len(queries)
-        _raw(res, s, args["raw_max"])
-        res["latency"] = bench_latency(s, queries)
-        if args.get("baseline"):
-            res["baseline"] = bench_baseline(s, queries, root, in_baseline)
-            in_baseline = in_baseline | set(res["baseline"].pop("paper_ids", []))
-        res["peak_rss_mb_end"] = round(_rss_mb(), 1)
-        out.append(res)
-        print(f"bench: {size} papers done ({res['ingest']['seconds']} s ingest)", file=sys.stderr, flush=True)
+    size = args["size"]
+    res: dict = {"size": size, "subset": write_subset(Path(args["corpus"]), size, data, tuple(args["fields"]))}
+    res["ingest"] = bench_ingest(str(data), s)
+    res["ingest"]["papers_total"] = len(api.papers(s))
+    queries = make_queries(api.papers(s), args["queries"])
+    res["queries"] = len(queries)
+    _raw(res, s, args["raw_max"])
+    res["latency"] = bench_latency(s, queries)
+    if args.get("baseline"):
+        done = Path(args["baseline_ids"])
+        in_baseline = frozenset(json.loads(done.read_text())) if done.exists() else frozenset()
+        res["baseline"] = bench_baseline(s, queries, root, in_baseline)
+        done.write_text(json.dumps(sorted(in_baseline | set(res["baseline"].pop("paper_ids", [])))))
+    res["peak_rss_mb_end"] = round(_rss_mb(), 1)
     if args.get("day"):
         from .daily import add_day
 
-        out[-1]["day"] = add_day(s, Path(args["corpus"]), data, tuple(args["fields"]), args["sizes"][-1] + args["day"])
+        res["day"] = add_day(s, Path(args["corpus"]), data, tuple(args["fields"]), size + args["day"])
     if args.get("grow"):
         from .grow import grow_index
 
-        big = out[-1]
-        big["grow"] = grow_index(s, args["grow"])
-        big["grow"]["latency"] = bench_latency(s, make_queries(api.papers(s), args["queries"]))
-    return out
+        res["grow"] = grow_index(s, args["grow"])
+        res["grow"]["latency"] = bench_latency(s, make_queries(api.papers(s), args["queries"]))
+    return res
 
 
 def main() -> int:
     args = json.loads(sys.argv[1])
-    res = run_incremental(args) if args.get("incremental") else run(args)
+    res = run_step(args) if args.get("incremental") else run(args)
     Path(sys.argv[2]).write_text(json.dumps(res, ensure_ascii=False, indent=1))
     return 0
 
