@@ -40,6 +40,9 @@ class Settings(BaseModel):
     candidates: int = Field(40, description="Chunks fetched from each of dense and BM25 before fusion.")
     rrf_k: int = Field(60, description="Reciprocal rank fusion constant.")
     bm25_tokenizer: str = Field("bigram", description="Chinese tokenisation for BM25: 'bigram' (CJK bigrams) or 'jieba'.")
+    glossary_fallback: bool = Field(True, description="With an English-only embedder, let the offline answerer "
+                                                      "match Chinese question words to English text through the "
+                                                      "built-in zh->en research glossary (rag/glossary.py).")
     answerer: str = Field("auto", description="'auto' (LLM when OPENAI_API_KEY or OPENAI_BASE_URL is set, else "
                                               "extractive), 'llm' or 'extractive' (--answerer, DIGESTQA_ANSWERER).")
     model: str = Field("gpt-4o-mini", description="Chat model name for the LLM answerer (DIGESTQA_MODEL).")
@@ -48,7 +51,10 @@ class Settings(BaseModel):
     llm_timeout: float = Field(60.0, description="Seconds before an LLM request times out.")
     llm_retries: int = Field(3, description="Retries with exponential backoff on 429/5xx/timeouts.")
     temperature: float = Field(0.0, description="Sampling temperature for the LLM answerer.")
-    max_answer_tokens: int = Field(600, description="Max tokens the LLM may generate.")
+    max_answer_tokens: int = Field(400, description="Max tokens the LLM may generate.")
+    llm_context_tokens: int = Field(900, description="Token budget (cl100k) of the sources sent to the LLM: each "
+                                                     "source's header, then its best sentences for the question "
+                                                     "(small local models read ~100 prompt tokens/s on 2 cores).")
     upload_max_mb: float = Field(50.0, description="Largest upload the UI accepts, in MB.")
     max_file_mb: float = Field(64.0, description="Digest files larger than this are refused at ingest, in MB.")
 

@@ -78,3 +78,56 @@ def _split_en(text: str) -> list[str]:
         else:
             merged.append(p)
     return merged
+
+
+# ---------------------------------------------------------------- shared helpers for the answer path
+# One definition each (question analysis, evidence scoring and citation checking all use these).
+
+CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+CJK = re.compile(f"[{CJK_CHARS}]")
+CJK_RUN = re.compile(f"[{CJK_CHARS}]+")
+# English function words: never content on their own (question words included).
+STOPWORDS = frozenset("""a an the of in on at to for from by with about as into onto over under and or but not no nor
+is are was were be been being am do does did done has have had having can could should would will shall may might
+must this that these those it its it's they them their there here what which who whom whose when where why how
+whether if then than so such any some all each every both either neither other another more most much many few
+i me my we our us you your he she his her one ones also only just very too again further once yes please
+vs versus within without via per while whereas""".split())
+_LATEX_SUP_ANY = re.compile(r"\$\s*[\^_]\s*\{?\s*([^{}$]*?)\s*\}?\s*\$")
+_LATEX_FONT = re.compile(r"\\(?:textbf|textit|textrm|textsc|texttt|emph|mathbf|mathrm|mathcal|mathit)\{([^{}]*)\}")
+_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def has_cjk(text: str) -> bool:
+    return bool(CJK.search(text or ""))
+
+
+def language(text: str) -> str:
+    """'zh' when the text contains Chinese characters, else 'en' (the language a question is answered in)."""
+    return "zh" if has_cjk(text) else "en"
+
+
+def stem(word: str) -> str:
+    """Light English suffix stripping for matching (``representations`` ~ ``represent``): lowercase input."""
+    for suf in ("ations", "ation", "ments", "ment", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s"):
+        if word.endswith(suf) and len(word) - len(suf) >= 4:
+            return word[: -len(suf)]
+    return word
+
+
+def plain_latex(text: str) -> str:
+    """``Align$^3$GR`` -> ``Align3GR`` (super/subscripts inline), case kept."""
+    return _LATEX_SUP_ANY.sub(r"\1", text or "")
+
+
+def norm(text: str) -> str:
+    """Comparable text: LaTeX ``$^3$`` -> ``3``, ``\\%`` -> ``%``, NFKC (``³`` -> ``3``), lowercase."""
+    text = _LATEX_SUP_ANY.sub(r"\1", unescape_latex(text or ""))
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def display(text: str) -> str:
+    """Readable source text: ``Align$^3$GR`` -> ``Align³GR``, ``\\textbf{G}`` -> ``G``, ``\\%`` -> ``%``."""
+    text = _LATEX_SUP_ANY.sub(lambda m: m.group(1).translate(_SUPERSCRIPT) if m.group(1).isdigit() else m.group(1),
+                              text or "")
+    return unescape_latex(_LATEX_FONT.sub(r"\1", text))
