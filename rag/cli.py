@@ -152,8 +152,16 @@ def format_answer(a: Answer) -> str:
         mark = "*" if h.rank in cited else " "
         ident = h.arxiv_id or h.paper_id
         lines.append(f" {mark}[{h.rank}] {h.title} ({ident}{', ' + h.date if h.date else ''})")
+    if a.citations:
+        lines.append("Evidence (the cited sentence, its support):")
     for c in a.citations:
-        lines.append(f"  [{c.n}] support {c.support:.2f} ({c.field}): {_clip(c.passage, 160)}")
+        lines.append(f"  [{c.n}] {c.evidence_support:.2f} ({c.field}): {_clip(c.evidence or c.passage, 200)}")
+    if a.unsupported:
+        lines.append("Unsupported (not backed by the cited source; check before use):")
+        lines += [f"  ! {_clip(c.text, 200)}" + (f" [cites {', '.join(map(str, c.cites))}]" if c.cites
+                                                 else " [no citation]") for c in a.unsupported]
+    if a.interpreted:
+        lines.append(f"(answered as: {a.interpreted})")
     if a.dropped_citations:
         lines.append(f"  dropped citation numbers that match no source: {list(a.dropped_citations)}")
     model = f" ({a.model})" if a.model else ""
@@ -198,7 +206,7 @@ def cmd_chat(args, s: Settings) -> int:
     d = api.describe(s)
     print(f"digestqa chat — answerer: {d['answerer']} ({d['reason']}), embedder: {d['embedder']}.\n"
           "Type a question; /sources shows the last sources, /clear forgets the history, /quit exits.")
-    history: list[tuple[str, str]] = []
+    history: list[Answer] = []
     last: Answer | None = None
     while True:
         try:
@@ -216,8 +224,9 @@ def cmd_chat(args, s: Settings) -> int:
             continue
         if q:
             last = _stream_answer(q, s, filters_from(args), history)
-            history.append((q, last.text))
-            print(f"  ({len(last.citations)} citations; /sources for details)")
+            history.append(last)
+            n = len(last.citations)
+            print(f"  ({n} citation{'' if n == 1 else 's'}; /sources for details)")
 
 
 # ---------------------------------------------------------------- papers / stats / ui / eval / bench

@@ -102,7 +102,7 @@ class Controller:
         pending = past + [{"role": "user", "content": render.user_html(question)}]
         try:
             filters = build_filters(since, until, category, author, top_k)
-            history = [(q, a.text) for q, a in turns]
+            history = [a for _, a in turns]
             answer, partial = None, ""
             yield pending + [{"role": "assistant", "content": render.streaming_html("")}], panel, self.status(), turns, ""
             for item in api.ask_stream(question, self.settings, filters, history):
