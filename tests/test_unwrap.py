@@ -131,6 +131,9 @@ def test_every_parser_unwraps():
         assert text.startswith("We propose a method that works."), (fmt, text)
         assert "\n" not in text and "\n" not in p.title, fmt
     assert papers["jsonl"].title == "A B" and papers["jsonl"].tldr_zh == "一种方法。"
+    page = parse_text("- URL: https://arxiv.org/abs/2601.00001\n- Title: A B\n- Abstract: We study cross-\n"
+                      "  model transfer of\n  检索\n  增强。\n", "p.txt").papers[0]
+    assert page.abstract == "We study cross-model transfer of检索增强。"  # lines joined by the same rules
     assert papers["cs_digest"].tldr_zh == "一种方法。"
 
 
