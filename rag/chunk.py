@@ -34,9 +34,10 @@ CL100K_SPECIAL = {"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_midd
                   "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276}
 MAX_AUTHORS_CHARS = 990
 # Sentence ends: Chinese terminators (+ closing quote) with any following space, English
-# terminators followed by whitespace, or a blank line (single newlines are hard wraps, e.g. arXiv
-# abstracts in JSONL). Pieces keep their whitespace so they re-join losslessly.
-_SENT_BOUNDARY = re.compile(r"[。！？]+[”’」』）)]*\s*|[.!?]+[\"'”’)\]]*\s+|\n[ \t]*\n\s*")
+# terminators followed by whitespace, or a newline (parsers unwrap hard wraps, rag.text.unwrap, so
+# a newline left in a field ends a paragraph or a list item). Pieces keep their whitespace so they
+# re-join losslessly.
+_SENT_BOUNDARY = re.compile(r"[。！？]+[”’」』）)]*\s*|[.!?]+[\"'”’)\]]*\s+|\n\s*")
 _CLAUSES = "[^,.;，；。？！]+[,.;，；。？！]?|[,.;，；。？！]"
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 _AFFIL = re.compile(r"\s*\([^()]*\)")

@@ -110,10 +110,13 @@ def _progress_bar(quiet: bool) -> Callable[[int, int, str], None] | None:
     return update
 
 
-def print_report(r: IngestReport, out=sys.stdout) -> None:
+def print_report(r: IngestReport, out=None) -> None:
+    out = out or sys.stdout  # looked up per call (not bound at import), so redirections apply
     print(f"files: {r.files} ({r.files_skipped} unchanged, skipped) | papers: {r.papers_new} new, "
           f"{r.papers_updated} updated, {r.papers_unchanged} unchanged | chunks: +{r.chunks_added} "
           f"-{r.chunks_removed} | failures: {len(r.failures)} | {r.seconds:.1f} s", file=out)
+    for note in r.notes:
+        print(f"  note: {note}", file=out)
     for f in r.failures:
         print(f"  failed: {f}", file=out)
 
@@ -135,8 +138,14 @@ def cmd_ingest(args, s: Settings) -> int:
 
 def _ensure_index(s: Settings) -> None:
     from . import api
+    from .config import SCHEMA_VERSION, schema_change
 
-    if api.stats(s)["papers"]:
+    st = api.stats(s)
+    if st["schema"] < SCHEMA_VERSION:
+        print(f"note: index {s.index_dir} was built by schema {st['schema']}: answering from it; the next "
+              f"`digestqa ingest` re-embeds its {st['papers']} papers ({schema_change(st['schema'])})",
+              file=sys.stderr)
+    if st["papers"]:
         return
     print(f"index {s.index_dir} is empty: ingesting the bundled sample corpus "
           f"({len(api.sample_paths())} digests) first...", file=sys.stderr)

@@ -8,7 +8,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 3  # bump when chunk text/metadata layout changes
+SCHEMA_VERSION = 4  # bump when chunk text/metadata layout changes, and say why in SCHEMA_CHANGES
+# What each schema version changed (an index built by an older one is re-embedded on the next
+# ingest with this reason: see rag.ingest).
+SCHEMA_CHANGES = {2: "metadata passages", 3: "dense vectors for English text only", 4: "text unwrapped"}
+
+
+def schema_change(old: int) -> str:
+    """Why an index built by schema ``old`` is rebuilt: the changes of every later version."""
+    return ", ".join(SCHEMA_CHANGES[v] for v in range(old + 1, SCHEMA_VERSION + 1) if v in SCHEMA_CHANGES)
 
 
 def _default_index_dir() -> str:
@@ -76,7 +84,13 @@ class Settings(BaseModel):
     @property
     def collection_name(self) -> str:
         """Derived from embedder + chunk settings, so a stale index is never reused."""
-        key = f"{self.embedder}|{self.chunk_tokens}|{self.chunk_overlap}|{self.dense}|v{SCHEMA_VERSION}"
+        return self.collection_name_at(SCHEMA_VERSION)
+
+    def collection_name_at(self, version: int) -> str:
+        """The collection name these settings had under schema ``version`` (before 3 the key
+        had no ``dense`` part), to find an index an older digestqa built."""
+        dense = f"|{self.dense}" if version >= 3 else ""
+        key = f"{self.embedder}|{self.chunk_tokens}|{self.chunk_overlap}{dense}|v{version}"
         if self.bm25_tokenizer != "bigram":  # stored BM25 tokens depend on it
             key += f"|{self.bm25_tokenizer}"
         slug = re.sub(r"[^a-zA-Z0-9]+", "-", self.embedder).strip("-")[:40]

@@ -247,6 +247,7 @@ class IngestReport:
     failures: tuple[FileError, ...] = ()
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
+    notes: tuple[str, ...] = ()  # one-line messages, e.g. an index schema upgrade that re-embedded
 
     @property
     def ok(self) -> bool:

@@ -195,6 +195,7 @@ def ingest_report_html(report: IngestReport | None, names: Sequence[str], errors
                      f'{report.papers_new} new, {report.papers_updated} updated, {report.papers_unchanged} unchanged '
                      f'papers; {report.chunks_added} chunks added'
                      + (f', {report.files_skipped} file(s) unchanged' if report.files_skipped else "") + ".</div>")
+        parts += [f'<div class="dq-ok">{render.esc(note)}</div>' for note in report.notes]
     if errors:
         items = "".join(f"<li>{render.esc(str(e))}</li>" for e in errors)
         parts.append(f'<div class="dq-err"><b>{len(errors)} problem(s)</b> — fix the file and upload it again:'
