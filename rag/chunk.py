@@ -269,11 +269,19 @@ def meta_text(paper: Paper) -> str:
     extra = dict(paper.extra)
     parts = [("arXiv", paper.arxiv_id), ("Authors", "; ".join(paper.authors)),
              ("Categories", ", ".join(paper.categories)), ("Comment", paper.comment), ("DOI", paper.doi),
-             ("Submitted", paper.published), ("Digest date", paper.date if paper.date != paper.published else None),
+             ("Submitted", paper.published), _digest_dates(paper),
              ("Code", paper.code_url), ("License", extra.get("license")), ("Score", extra.get("score"))]
     if not (paper.comment or paper.doi or paper.published or paper.code_url or paper.authors):
         return ""
     return ". ".join(f"{k}: {v}" for k, v in parts if v) + "."
+
+
+def _digest_dates(paper: Paper) -> tuple[str, str | None]:
+    """("Digest date", d) for one digest date, ("Digest dates", "d1, d2") when several digests listed the paper."""
+    dates = sorted({s.date for s in paper.sources if s.date})
+    if len(dates) > 1:
+        return "Digest dates", ", ".join(dates)
+    return "Digest date", paper.date if paper.date != paper.published else None
 
 
 def field_texts(paper: Paper) -> list[tuple[str, str]]:
