@@ -25,10 +25,10 @@ from .questions import load_questions
 from .sets import bundled_sets, corpus_paths, find_shared
 
 GRID = {
-    "content_min": (0.3, 0.35, 0.4, 0.45, 0.5, 0.55),
-    "list_min": (0.3, 0.4, 0.5),
-    "list_rel": (0.5, 0.6, 0.7),
-    "runner_rel": (0.8, 0.9),
+    "content_min": (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4),
+    "list_min": (0.2, 0.3, 0.4, 0.5),
+    "list_rel": (0.3, 0.4, 0.5, 0.6),
+    "runner_rel": (0.7, 0.8, 0.9),
     "lang_bonus": (0.05, 0.15),
 }
 OBJECTIVE = ("citation_recall", "citation_precision", "fact_recall", "abstention_accuracy", "language_match")
@@ -41,6 +41,7 @@ class Case:
     helpers: dict
     asked: str
     catalogue: dict
+    prepared: object = None  # rag.qa.compose.prepare(...): reused for every config
 
 
 def _prepare(settings: Settings, questions, catalogue) -> list[Case]:
@@ -58,11 +59,14 @@ def _prepare(settings: Settings, questions, catalogue) -> list[Case]:
 
 
 def _answer(case: Case, cfg) -> dict:
-    from rag import extractive
     from rag.cite import build_citations
+    from rag.qa.compose import decide, prepare
+    from rag.qa.render import render
     from rag.types import CANNOT_ANSWER
 
-    text = "".join(extractive.answer_lines(case.asked, case.hits, cfg=cfg, **case.helpers)).strip()
+    if case.prepared is None:
+        case.prepared = prepare(case.asked, case.hits, cfg=cfg, **case.helpers)
+    text = "".join(render(decide(case.prepared, cfg))).strip()
     abstained = text.startswith(CANNOT_ANSWER)
     cites, _ = build_citations(text, case.hits)
     return {"answer": text, "abstained": abstained,
