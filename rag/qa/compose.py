@@ -22,7 +22,7 @@ from typing import Protocol
 from ..types import Hit
 from .evidence import Bridge, Dense, Scored, Source, Unit, make_source, match_terms, required_missing, \
     score_units, weights
-from .question import Analysis, Part, analyse
+from .question import Analysis, Part, analyse, asks_enumeration
 from .terms import Term, cjk_phrases
 
 # Metadata fields answering each aspect, in order of preference ("*": all present ones).
@@ -33,6 +33,7 @@ META_FIELDS: dict[str, tuple[str, ...]] = {
     "category": ("Categories",), "arxiv_id": ("arXiv ID",), "affiliation": ("Authors",),
 }
 # A sentence that can stand in for a missing metadata field mentions it.
+ENUM_BONUS = 0.15  # "which types/stages ...": a sentence announcing a list ("three types of memory") wins near-ties
 _ASPECT_SENTENCE = {
     "venue": re.compile(r"\b(?:accepted|appear|proceedings|conference|workshop|journal|published)\b|录用|会议|期刊",
                         re.I),
@@ -173,14 +174,34 @@ def _names(part: Part, src: Source) -> set[str]:
 def _candidates(part: Part, ctx: _Ctx) -> list[Source]:
     """The papers the part names (for a single answer); every source for lists or when none is named."""
     named = _best_named(part, ctx.sources)
-    return ctx.sources if part.listing or not named else named
+    return ctx.sources if part.listing or not named else _disambiguate(part, named, ctx)
 
 
 def _best_named(part: Part, sources: list[Source]) -> list[Source]:
     """Sources the part names; a name in a title beats a name only introduced in a text ("... Generative
-    Engine Optimization (GEO)" does not name a paper when another paper's title is "IF-GEO: ...")."""
+    Engine Optimization (GEO)" does not name a paper when another paper's title is "IF-GEO: ..."), and a paper
+    named by more of the part's words beats one named by some of them."""
     named = [s for s in sources if _names(part, s)]
-    return [s for s in named if _names(part, s) & s.in_head] or named
+    named = [s for s in named if _names(part, s) & s.in_head] or named
+    sets = [frozenset(_names(part, s)) for s in named]
+    return [s for s, k in zip(named, sets) if not any(k < o for o in sets)]  # "MOON" < "MOON" + "MLLM-based"
+
+
+def _same_name(part: Part, named: list[Source]) -> bool:
+    """Are all these papers named by the same words (two papers called MOON), not one name each?"""
+    return len(named) > 1 and len({frozenset(_names(part, s)) for s in named}) == 1
+
+
+def _disambiguate(part: Part, named: list[Source], ctx: "_Ctx") -> list[Source]:
+    """Of papers sharing the name the part uses, those the rest of the question fits best ("MOON Embedding",
+    "the MOON paper on generative MLLMs"); all of them when nothing else tells them apart."""
+    if not _same_name(part, named) or part.aspect == "compare":
+        return named
+    rest = Part(part.text, "content", False, tuple(t for t in part.terms if not _aspect_word(t, part.aspect)),
+                alternatives=part.alternatives)
+    fit = {s.index: max((u.score for u in ctx.scored(rest, s) if u.unit.kind != "meta"), default=0.0) for s in named}
+    top = max(fit.values())
+    return [s for s in named if top == 0.0 or fit[s.index] >= ctx.cfg.runner_rel * top]
 
 
 def _answering(part: Part, cands: list[Source]) -> list[Source]:
@@ -195,11 +216,19 @@ def _answering(part: Part, cands: list[Source]) -> list[Source]:
 
 
 def _holds_required(part: Part, src: Source) -> bool:
+    """Every required term outside "A or B" groups; of each group one side: all of its required terms, and
+    for a group of names ("Kuaishou or Douyin") at least one of them."""
     required = {t.key for t in part.required}
     grouped = {k for g in part.alternatives for side in g for k in side}
     if any(k not in src.covered for k in required - grouped):
         return False
-    return all(any(all(k in src.covered for k in side if k in required) for side in g) for g in part.alternatives)
+    salient = {t.key for t in part.terms if t.kind in ("strong", "phrase", "name", "date")}
+    for g in part.alternatives:
+        named_group = all(set(side) & salient for side in g)
+        if not any(all(k in src.covered for k in side if k in required or (named_group and k in salient))
+                   for side in g):
+            return False
+    return True
 
 
 def _missing_terms(part: Part, cands: list[Source]) -> list[str]:
@@ -216,9 +245,46 @@ def _plan_part(part: Part, ctx: _Ctx) -> PartAnswer:
         return PartAnswer(part, missing=_missing_terms(part, cands))
     if part.aspect in META_FIELDS:
         return _meta_part(part, ok, ctx)
+    if part.aspect == "expansion":
+        return _expansion_part(part, ok, ctx)
     if part.aspect == "compare" or (not part.listing and len(_best_named(part, ok)) > 1):
         return _compare_part(part, ok, ctx)  # "X's A and Y's B": each named paper on its own point
     return _content_part(part, ok, ctx)
+
+
+# ---------------------------------------------------------------- acronyms
+
+def _expansion_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
+    """"What does X stand for?": the unit spelling X out, i.e. "Long Words (X)" or a title "X: Long Words"."""
+    keys = [t.key for t in part.required if t.key.replace("-", "").isalnum()]
+    lines = []
+    for src in _disambiguate(part, _best_named(part, ok), ctx) or ok:
+        unit = next((u for u in src.units if u.kind != "meta" and any(_spells_out(u.text, k) for k in keys)), None)
+        if unit is not None:
+            lines.append(Line(src, [Scored(src, unit, src.units.index(unit), 1.0, 1.0, None)]))
+    if lines:
+        return PartAnswer(part, lines[:1 + ctx.cfg.max_runners])
+    return _content_part(replace(part, aspect="content"), ok, ctx)
+
+
+def _spells_out(text: str, key: str) -> bool:
+    """Does ``text`` define acronym ``key`` by the initials of the words before "(KEY)", or as a title
+    "KEY: Words" (capital letters inside words count: "MindRec", "\\textbf{G}enerative")?"""
+    from .terms import acronym_at
+
+    low = text.lower()
+    letters = re.sub(r"[^a-z]", "", key)
+    if len(letters) < 2:
+        return False
+    for m in re.finditer(r"\(\s*" + re.escape(key) + r"\s*[),;]", low):
+        before = low[max(0, m.start() - 12 * len(letters)):m.start()]
+        if acronym_at(letters, before) >= 0:
+            return True
+    for m in re.finditer(r"(?<![a-z0-9-])" + re.escape(key) + r"\s*\(([^()]{4,200})\)", low):
+        if acronym_at(letters, m.group(1)) >= 0:
+            return True
+    head, _, tail = low.partition(":")
+    return head.strip() == key and acronym_at(letters, tail) >= 0
 
 
 # ---------------------------------------------------------------- content
@@ -226,6 +292,8 @@ def _plan_part(part: Part, ctx: _Ctx) -> PartAnswer:
 def _content_units(part: Part, src: Source, ctx: _Ctx) -> list[Scored]:
     """Sentences (and the title) of a source ranked for the part; count parts need a number."""
     units = [s for s in ctx.scored(part, src) if s.unit.kind != "meta"]
+    if asks_enumeration(part.text):  # "what are the two stages": the sentence announcing the list first
+        units = sorted(units, key=lambda s: (-(s.score + (ENUM_BONUS if _ANNOUNCE.search(s.unit.text) else 0)), s.pos))
     if part.aspect == "count":
         units = [s for s in units if s.unit.kind == "sentence" and _new_number(s.unit.text, part.text)]
     return units
@@ -281,15 +349,19 @@ _ITEM = re.compile(r"^(?:first(?:ly)?|second(?:ly)?|third(?:ly)?|then|next|final
 
 def _enumeration(best: Scored, units: list[Scored]) -> list[Scored]:
     """When the chosen sentence announces a list ("a two-stage framework"), the sentences that enumerate it
-    ("First, ...", "Second, ...") directly after it in the same field."""
+    ("First, ...", "Second, ..."): the run of item sentences right after it, else the first such run of the
+    paper (a summary may announce what the abstract enumerates)."""
     if best.unit.kind != "sentence" or not _ANNOUNCE.search(best.unit.text):
         return []
-    by_pos = {u.pos: u for u in units}
-    out, pos = [], best.pos + 1
-    while pos in by_pos and by_pos[pos].unit.field == best.unit.field and _ITEM.search(by_pos[pos].unit.text) \
-            and len(out) < 4:
-        out.append(by_pos[pos])
-        pos += 1
+    by_pos = {u.pos: u for u in units if u.unit.kind == "sentence"}
+    is_item = lambda p: p in by_pos and bool(_ITEM.search(by_pos[p].unit.text))  # noqa: E731
+    starts = [p for p in sorted(by_pos) if is_item(p) and not is_item(p - 1)]
+    start = best.pos + 1 if is_item(best.pos + 1) else (starts[0] if starts else None)
+    out = []
+    while start is not None and is_item(start) and len(out) < 4 \
+            and (not out or by_pos[start].unit.field == out[0].unit.field):
+        out.append(by_pos[start])
+        start += 1
     return out
 
 
@@ -343,7 +415,7 @@ def _subjects(part: Part, ok: list[Source], ctx: _Ctx) -> list[Source]:
     match."""
     if part.listing:
         return ok
-    named = _best_named(part, ok)
+    named = _disambiguate(part, _best_named(part, ok), ctx)
     if named or part.required:
         return named
     content = Part(part.text, "content", False, tuple(t for t in part.terms if not _aspect_word(t, part.aspect)))

@@ -103,9 +103,17 @@ def meta_fields(hit: Hit) -> dict[str, str]:
     return out
 
 
+def _document_order(hit: Hit) -> list:
+    """The hit's passages field by field (in the order fields first appear), each field's windows in text order
+    (retrieval puts the best window first; enumerations and "First, ... Second, ..." need the text's order)."""
+    fields = list(dict.fromkeys(p.field for p in hit.passages))
+    window = lambda p: int(p.chunk_id.rsplit(":", 1)[-1]) if p.chunk_id.rsplit(":", 1)[-1].isdigit() else 0  # noqa: E731
+    return sorted(hit.passages, key=lambda p: (fields.index(p.field), window(p)))
+
+
 def _sentences(hit: Hit) -> list[Unit]:
     out, seen = [], set()
-    for p in hit.passages:
+    for p in _document_order(hit):
         if p.field == "meta":
             continue
         for s in split_sentences(p.text):

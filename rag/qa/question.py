@@ -21,6 +21,8 @@ from .terms import FRAME_WORDS, Term, question_terms
 
 # Cue patterns: general question words of English and Chinese, one per aspect (first match wins).
 _ASPECTS: tuple[tuple[str, re.Pattern], ...] = (
+    ("expansion", re.compile(r"\bstands?\s+for\b|\bfull\s+(?:name|form|title)\b|\babbreviat\w*|\bacronym\b|"
+                             r"全称|缩写|代表什么|是什么的缩写", re.I)),
     ("code", re.compile(r"\b(?:code|github|repository|repo|checkpoints?|huggingface|open[- ]sourced?)\b|"
                         r"\bweights\s+(?:are|were|is)?\s*(?:released|available|published|hosted)|"
                         r"\bwhere\b[^?？]{0,40}\bweights\b|代码|开源|权重", re.I)),
@@ -68,6 +70,16 @@ _PART_SPLIT = re.compile(
     re.I)
 _QWORD = re.compile(r"\b(?:what|which|how|who|whom|whose|when|where|why|is|are|was|were|does|do|did|has|have|can|"
                     r"list|name)\b|什么|哪|多少|谁|如何|怎么|怎样|是否|几|吗", re.I)
+
+
+_ENUMERATE = re.compile(r"\b(?:what|which)\s+(?:are\s+the\s+)?(?:\w+\s+)?(?:types|kinds|components|stages|steps|"
+                        r"phases|parts|modules|levels|categories\s+of)\b|哪几[种个类项步]|哪些(?:类型|组件|阶段|步骤|"
+                        r"部分|模块)|包括哪些|包含哪些|由哪些", re.I)
+
+
+def asks_enumeration(text: str) -> bool:
+    """"What are the two stages of X?", "X 包含哪几种记忆？": the answer is a list inside one paper."""
+    return bool(_ENUMERATE.search(text))
 
 
 @dataclass(frozen=True)
@@ -153,8 +165,8 @@ def alternatives(text: str, terms: tuple[Term, ...]) -> tuple[tuple[tuple[str, .
     return tuple(groups)
 
 
-_GLOSS = re.compile(r"([\u3400-\u9fff]{2,})\s*[（(]\s*([A-Za-z][^）)]{1,60})[）)]|"
-                    r"([A-Za-z][A-Za-z0-9 \-]{1,60}?)\s*[（(]\s*([\u3400-\u9fff]{2,})\s*[）)]")
+_GLOSS = re.compile(r"([\u3400-\u9fff]{2,})[”\"」』]?\s*[（(]\s*([A-Za-z][^）)]{1,60})[）)]|"
+                    r"([A-Za-z][A-Za-z0-9 \-]{1,60}?)[”\"」』]?\s*[（(]\s*([\u3400-\u9fff]{2,})\s*[）)]")
 
 
 def glosses(text: str, terms: tuple[Term, ...]) -> tuple[tuple[tuple[str, ...], ...], ...]:
@@ -162,7 +174,8 @@ def glosses(text: str, terms: tuple[Term, ...]) -> tuple[tuple[tuple[str, ...], 
     groups = []
     for m in _GLOSS.finditer(text):
         zh, en = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
-        zh_keys = tuple(t.key for t in terms if t.kind == "cjk" and t.key in zh)
+        zh_keys = tuple(t.key for t in terms if t.kind in ("cjk", "phrase") and t.key in zh and
+                        (t.kind == "cjk" or t.key == zh))
         en_words = {w.lower() for w in re.findall(r"[A-Za-z0-9\-]+", en)}
         en_keys = tuple(t.key for t in terms if t.kind != "cjk" and t.text.lower() in en_words)
         if zh_keys and en_keys:

@@ -116,7 +116,7 @@ def latin_terms(question: str) -> list[Term]:
         elif tok[0].isupper() and low.isalpha() and not _sentence_initial(q, m.start()):
             out.append(Term(tok, low, "name"))
         elif len(low) >= 3 and low.replace("-", "").isalpha():
-            out.append(Term(tok, stem(low)[:WEAK_PREFIX], "weak"))
+            out.append(Term(tok, stem(low) if "-" in low else stem(low)[:WEAK_PREFIX], "weak"))
     return out
 
 
@@ -174,7 +174,8 @@ def _spell(acr: str, words: list[str]) -> bool:
         return all(len(w) >= 4 for w in words[: len(acr)])
     for skip in range(1, len(acr)):
         cand = initials[:skip] + initials[skip + 1:]
-        if cand.startswith(acr) and all(len(w) >= 4 for w in words[: len(acr) + 1]):
+        kept = words[:skip] + words[skip + 1: len(acr) + 1]
+        if cand.startswith(acr) and all(len(w) >= 4 for w in kept) and words[skip] in STOPWORDS | {"via", "of"}:
             return True
     return False
 
@@ -199,6 +200,8 @@ def _find_strong(key: str, acronym: str, hay: str) -> int:
             pos = 0  # position lost by the squeeze; coverage is what matters
     if pos < 0 and key.endswith("s"):
         pos = _bounded(key[:-1], hay)
+    if pos < 0 and key[-1].isalpha():  # VAE ~ VAEs, LLM ~ LLMs
+        pos = _bounded(key + "s", hay)
     if pos < 0 and acronym:
         pos = _bounded(acronym, hay)
         pos = pos if pos >= 0 else acronym_at(acronym, hay)
