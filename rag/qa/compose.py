@@ -183,6 +183,7 @@ def _best_named(part: Part, sources: list[Source]) -> list[Source]:
     named by more of the part's words beats one named by some of them."""
     named = [s for s in sources if _names(part, s)]
     named = [s for s in named if _names(part, s) & s.in_head] or named
+    named = [s for s in named if _holds_required(part, s)] or named  # one paper with all the part's terms
     sets = [frozenset(_names(part, s)) for s in named]
     return [s for s, k in zip(named, sets) if not any(k < o for o in sets)]  # "MOON" < "MOON" + "MLLM-based"
 
@@ -301,8 +302,9 @@ def _content_units(part: Part, src: Source, ctx: _Ctx) -> list[Scored]:
 
 def _new_number(sentence: str, question: str) -> bool:
     """Does the sentence state a number the question does not already contain ("ARC Prize 2025")?"""
-    asked = set(re.findall(r"\d+(?:\.\d+)?", question))
-    return any(n not in asked for n in re.findall(r"\d+(?:\.\d+)?", sentence)) or \
+    number = r"(?<![A-Za-z\-_])\d+(?:[.,]\d+)?(?![A-Za-z]*[\-_][A-Za-z])"  # not "ARC-AGI-2", "GPT-4", "MUOT_3M"
+    asked = set(re.findall(r"\d+(?:[.,]\d+)?", question))
+    return any(n not in asked for n in re.findall(number, sentence)) or \
         bool(re.search(r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?|"
                        r"millions?|billions?)\b|[一二三四五六七八九十两][个种类项篇位倍]|[百千万亿]", sentence, re.I))
 
@@ -476,7 +478,9 @@ _PROPER = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)*)\b")
 
 
 def _org_names(text: str, own: set[str]) -> list[str]:
-    """Capitalised names inside a sentence (not sentence-initial, not words of the paper's title)."""
+    """Capitalised names inside a sentence (not sentence-initial, not words of the paper's title, not inside
+    parentheses, where acronyms are spelled out)."""
+    text = re.sub(r"\([^()]*\)", " ", text)
     return [m.group(1) for m in _PROPER.finditer(text)
             if not {w.lower() for w in m.group(1).split()} <= own]
 
