@@ -22,7 +22,7 @@ from typing import Protocol
 from ..types import Hit
 from .evidence import Bridge, Dense, Scored, Source, Unit, make_source, match_terms, required_missing, \
     score_units, weights
-from .question import Analysis, Part, analyse, asks_enumeration
+from .question import Analysis, Part, analyse, asks_entity, asks_enumeration
 from .terms import Term, cjk_phrases
 
 # Metadata fields answering each aspect, in order of preference ("*": all present ones).
@@ -30,10 +30,11 @@ META_FIELDS: dict[str, tuple[str, ...]] = {
     "authors": ("Authors",), "venue": ("Comment", "Journal ref"), "doi": ("DOI",), "license": ("License",),
     "score": ("Score",), "code": ("Code",), "listed": ("Digest dates", "Digest date", "Date"),
     "submitted": ("Submitted", "Date"), "date": ("Submitted", "Digest dates", "Digest date", "Date"),
-    "category": ("Categories",), "arxiv_id": ("arXiv ID",), "affiliation": ("Authors",),
+    "category": ("Categories",), "arxiv_id": ("arXiv ID",), "affiliation": ("Authors",), "pages": ("Comment",),
 }
 # A sentence that can stand in for a missing metadata field mentions it.
 ENUM_BONUS = 0.15  # "which types/stages ...": a sentence announcing a list ("three types of memory") wins near-ties
+ENTITY_BONUS = 0.15  # "which datasets ...": a sentence naming datasets/models the question does not wins near-ties
 _ASPECT_SENTENCE = {
     "venue": re.compile(r"\b(?:accepted|appear|proceedings|conference|workshop|journal|published)\b|录用|会议|期刊",
                         re.I),
@@ -188,21 +189,23 @@ def _best_named(part: Part, sources: list[Source]) -> list[Source]:
     return [s for s, k in zip(named, sets) if not any(k < o for o in sets)]  # "MOON" < "MOON" + "MLLM-based"
 
 
-def _same_name(part: Part, named: list[Source]) -> bool:
-    """Are all these papers named by the same words (two papers called MOON), not one name each?"""
-    return len(named) > 1 and len({frozenset(_names(part, s)) for s in named}) == 1
-
-
 def _disambiguate(part: Part, named: list[Source], ctx: "_Ctx") -> list[Source]:
-    """Of papers sharing the name the part uses, those the rest of the question fits best ("MOON Embedding",
-    "the MOON paper on generative MLLMs"); all of them when nothing else tells them apart."""
-    if not _same_name(part, named) or part.aspect == "compare":
+    """Of papers sharing a name the part uses, those the rest of the question fits best ("MOON Embedding",
+    "the MOON paper on generative MLLMs"); all of them when nothing else tells them apart. Papers named
+    differently ("LEMUR and MOON Embedding") are each kept, the same-name groups decided separately."""
+    groups: dict[frozenset, list[Source]] = {}
+    for s in named:
+        groups.setdefault(frozenset(_names(part, s)), []).append(s)
+    if all(len(g) == 1 for g in groups.values()) or (part.aspect == "compare" and len(groups) == 1):
         return named
     rest = Part(part.text, "content", False, tuple(t for t in part.terms if not _aspect_word(t, part.aspect)),
                 alternatives=part.alternatives)
     fit = {s.index: max((u.score for u in ctx.scored(rest, s) if u.unit.kind != "meta"), default=0.0) for s in named}
-    top = max(fit.values())
-    return [s for s in named if top == 0.0 or fit[s.index] >= ctx.cfg.runner_rel * top]
+    keep = set()
+    for g in groups.values():
+        top = max(fit[s.index] for s in g)
+        keep |= {s.index for s in g if top == 0.0 or fit[s.index] >= ctx.cfg.runner_rel * top}
+    return [s for s in named if s.index in keep]
 
 
 def _answering(part: Part, cands: list[Source]) -> list[Source]:
@@ -293,11 +296,33 @@ def _spells_out(text: str, key: str) -> bool:
 def _content_units(part: Part, src: Source, ctx: _Ctx) -> list[Scored]:
     """Sentences (and the title) of a source ranked for the part; count parts need a number."""
     units = [s for s in ctx.scored(part, src) if s.unit.kind != "meta"]
-    if asks_enumeration(part.text):  # "what are the two stages": the sentence announcing the list first
-        units = sorted(units, key=lambda s: (-(s.score + (ENUM_BONUS if _ANNOUNCE.search(s.unit.text) else 0)), s.pos))
+    bonus = _bonus(part)
+    if bonus is not None:
+        units = sorted(units, key=lambda s: (-(s.score + bonus(s)), s.pos))
     if part.aspect == "count":
         units = [s for s in units if s.unit.kind == "sentence" and _new_number(s.unit.text, part.text)]
     return units
+
+
+def _bonus(part: Part):
+    """A tie-breaking bonus for sentences shaped like the answer: one announcing a list when the question asks
+    for a list's items, one naming things the question does not when it asks which datasets/models/..."""
+    if asks_enumeration(part.text):  # "what are the two stages": the sentence announcing the list first
+        return lambda s: ENUM_BONUS if _ANNOUNCE.search(s.unit.text) else 0.0
+    if asks_entity(part.text):
+        asked = {t.key for t in part.terms}
+        return lambda s: ENTITY_BONUS * min(1.0, len(_new_names(s.unit.text, asked)) / 2)
+    return None
+
+
+_TECH = re.compile(r"(?<![\w-])[A-Za-z][A-Za-z0-9]*(?:[-_][A-Za-z0-9]+)*(?![\w-])")
+
+
+def _new_names(text: str, asked: set[str]) -> set[str]:
+    """Technical names in a sentence (capitals inside, digits, hyphen compounds of capitals) not in the question."""
+    names = {w for w in _TECH.findall(text) if sum(c.isupper() for c in w) >= 2 or
+             (any(c.isdigit() for c in w) and any(c.isalpha() for c in w))}
+    return {w for w in names if w.lower() not in asked}
 
 
 def _new_number(sentence: str, question: str) -> bool:
@@ -418,7 +443,8 @@ def _subjects(part: Part, ok: list[Source], ctx: _Ctx) -> list[Source]:
     if part.listing:
         return ok
     named = _disambiguate(part, _best_named(part, ok), ctx)
-    if named or part.required:
+    grouped = {k for g in part.alternatives for side in g for k in side}
+    if named or any(t.key not in grouped for t in part.required):
         return named
     content = Part(part.text, "content", False, tuple(t for t in part.terms if not _aspect_word(t, part.aspect)))
     ranked = _best(content, ok, ctx)
@@ -438,14 +464,20 @@ def _meta_unit(part: Part, src: Source) -> Unit | None:
         return _affiliations(src)
     for key in META_FIELDS[part.aspect]:
         unit = src.meta(key)
-        if unit is not None and (part.aspect != "venue" or _VENUE.search(unit.text)):
+        if unit is not None and _FIELD_FITS.get(part.aspect, _ANY).search(unit.text):
             return unit
+    if part.aspect == "code":  # a link in the comment ("Code: https://github.com/...")
+        unit = src.meta("Comment")
+        return unit if unit is not None and _URL.search(unit.text) else None
     return None
 
 
+_URL = re.compile(r"https?://|github\.com|huggingface\.co", re.I)
+_ANY = re.compile(r"")
 # A comment that names a venue (not e.g. "Project website: ..." or "12 pages"). General publishing vocabulary.
 _VENUE = re.compile(r"\b(?:accepted|appear(?:s|ed)?|published|to\s+appear|proceedings|conference|symposium|workshop|"
                     r"journal|transactions|findings|track|camera[- ]ready|[A-Z]{2,}[A-Za-z]*\s*['’]?\s*\d{2,4})\b", re.I)
+_FIELD_FITS = {"venue": _VENUE, "pages": re.compile(r"\d+\s*(?:pages?|pp\.?)|页", re.I)}
 
 
 def _affiliations(src: Source) -> Unit | None:
@@ -493,7 +525,7 @@ def _label(src: Source) -> str:
 
 def _compare_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
     """Each named paper's best sentence on the compared point (at least two papers, else a content answer)."""
-    named = _best_named(part, ok) or ok
+    named = _disambiguate(part, _best_named(part, ok), ctx) or ok
     if len(named) < 2:
         return _content_part(Part(part.text, "content", part.listing, part.terms), ok, ctx)
     lines = []

@@ -170,12 +170,15 @@ def _bounded(needle: str, hay: str) -> int:
 def _spell(acr: str, words: list[str]) -> bool:
     """Do ``words`` start with initials ``acr``, allowing one skipped inner word?"""
     initials = "".join(w[0] for w in words)
-    if initials.startswith(acr):
-        return all(len(w) >= 4 for w in words[: len(acr)])
+    content = lambda ws: all(len(w) >= 3 and w not in STOPWORDS for w in ws)  # noqa: E731
+    if initials.startswith(acr):  # a name may use a function word ("Think When Needed"), one at most
+        head = words[: len(acr)]
+        return all(len(w) >= 2 for w in head) and sum(w in STOPWORDS for w in head) <= 1 and \
+            sum(len(w) >= 3 for w in head) >= len(head) - 1
     for skip in range(1, len(acr)):
         cand = initials[:skip] + initials[skip + 1:]
         kept = words[:skip] + words[skip + 1: len(acr) + 1]
-        if cand.startswith(acr) and all(len(w) >= 4 for w in kept) and words[skip] in STOPWORDS | {"via", "of"}:
+        if cand.startswith(acr) and content(kept) and words[skip] in STOPWORDS | {"via", "of"}:
             return True
     return False
 
@@ -184,7 +187,7 @@ def acronym_at(acr: str, hay: str) -> int:
     """Position of words whose initials spell ``acr`` (one extra inner word allowed), else -1."""
     words = [(m.start(), m.group(0)) for m in _WORDS.finditer(hay)]
     for i in range(len(words)):
-        if words[i][1][0] == acr[0] and len(words[i][1]) >= 4 \
+        if words[i][1][0] == acr[0] and len(words[i][1]) >= 3 \
                 and _spell(acr, [w for _, w in words[i:i + len(acr) + 1]]):
             return words[i][0]
     return -1
