@@ -40,8 +40,8 @@ _ASPECT_SENTENCE = {
                         re.I),
     "code": re.compile(r"https?://|github\.com|huggingface|\b(?:code|weights|models?|data(?:set)?s?)\b.{0,40}"
                        r"\b(?:available|released|public)\b|\bavailable\s+at\b|代码|开源", re.I),
-    "affiliation": re.compile(r"\b(?:deployed|deployment|online\s+A/B|industrial|platform|company|in\s+production|"
-                              r"launched|serving)\b|部署|线上|工业|平台|公司", re.I),
+    "affiliation": re.compile(r"\b(?:deploy\w*|online|industr(?:y|ial)|platforms?|compan(?:y|ies)|in\s+production|"
+                              r"launched|serving|real-world)\b|部署|线上|工业|平台|公司", re.I),
 }
 
 
@@ -184,6 +184,8 @@ def _best_named(part: Part, sources: list[Source]) -> list[Source]:
     named by more of the part's words beats one named by some of them."""
     named = [s for s in sources if _names(part, s)]
     named = [s for s in named if _names(part, s) & s.in_head] or named
+    if part.aspect == "compare":  # "how do the two MOON papers differ": every named paper stays
+        return named
     named = [s for s in named if _holds_required(part, s)] or named  # one paper with all the part's terms
     sets = [frozenset(_names(part, s)) for s in named]
     return [s for s, k in zip(named, sets) if not any(k < o for o in sets)]  # "MOON" < "MOON" + "MLLM-based"
@@ -327,7 +329,8 @@ def _new_names(text: str, asked: set[str]) -> set[str]:
 
 def _new_number(sentence: str, question: str) -> bool:
     """Does the sentence state a number the question does not already contain ("ARC Prize 2025")?"""
-    number = r"(?<![A-Za-z\-_])\d+(?:[.,]\d+)?(?![A-Za-z]*[\-_][A-Za-z])"  # not "ARC-AGI-2", "GPT-4", "MUOT_3M"
+    # not "ARC-AGI-2", "GPT-4", "MUOT_3M", nor list markers "(2)" / "2)"
+    number = r"(?<![A-Za-z\-_(])\d+(?:[.,]\d+)?(?![A-Za-z]*[\-_][A-Za-z])(?!\))"
     asked = set(re.findall(r"\d+(?:[.,]\d+)?", question))
     return any(n not in asked for n in re.findall(number, sentence)) or \
         bool(re.search(r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?|"
@@ -493,16 +496,17 @@ def _affiliations(src: Source) -> Unit | None:
 
 
 def _aspect_sentence(part: Part, src: Source, ctx: _Ctx) -> Scored | None:
-    """A sentence standing in for a missing metadata field: it mentions the field (venue, code), or for
-    affiliations names an organisation (a capitalised name that is not the paper's own)."""
+    """A sentence standing in for a missing metadata field: it mentions the field (venue words, a link), or
+    for affiliations it is about deployment/industry and names an organisation (a capitalised name that is
+    not the paper's own)."""
     cue = _ASPECT_SENTENCE.get(part.aspect)
     if cue is None:
         return None
     own = set(re.findall(r"[a-z0-9]+", src.units[0].norm))
     content = Part(part.text, "content", False, tuple(t for t in part.terms if not _aspect_word(t, part.aspect)),
                    alternatives=part.alternatives)
-    units = [s for s in ctx.scored(content, src) if s.unit.kind == "sentence" and s.score >= ctx.cfg.content_min
-             and (cue.search(s.unit.text) if part.aspect != "affiliation" else _org_names(s.unit.text, own))]
+    units = [s for s in ctx.scored(content, src) if s.unit.kind == "sentence" and cue.search(s.unit.text)
+             and (part.aspect != "affiliation" or _org_names(s.unit.text, own))]
     return units[0] if units else None
 
 

@@ -42,11 +42,12 @@ _ASPECTS: tuple[tuple[str, re.Pattern], ...] = (
     ("doi", re.compile(r"\bdoi\b", re.I)),
     ("license", re.compile(r"\blicen[cs]e[ds]?\b|许可|授权", re.I)),
     ("score", re.compile(r"\b(?:relevance|digest|page)\s+score\b|相关性得分|评分", re.I)),
-    ("listed", re.compile(r"\b(?:listed|announced|digest\s+date|which\s+(?:date'?s?\s+)?digest|which\s+days?)\b|"
-                          r"收录|日报|哪天|哪一天", re.I)),
+    ("listed", re.compile(r"\b(?:listed|announced|digest\s+date|which\s+(?:date'?s?\s+)?digest)\b|"
+                          r"收录|日报", re.I)),
     ("submitted", re.compile(r"\bwhen\b[^?？]{0,60}\bsubmitted\b|\bsubmission\s+date\b|\bsubmitted\s+(?:on|to\s+arxiv)\b|"
                              r"提交", re.I)),
-    ("date", re.compile(r"\b(?:when|dates?|what\s+year|which\s+year|published\s+in\s+\d{4})\b|日期|何时|什么时候|哪一?年",
+    ("date", re.compile(r"\b(?:when|dates?|what\s+year|which\s+year|which\s+days?|published\s+in\s+\d{4})\b|"
+                        r"日期|何时|什么时候|哪一?年|哪一?天",
                         re.I)),
     ("category", re.compile(r"\b(?:categor(?:y|ies)|subject\s+area|arxiv\s+section)\b|类别|分类|领域", re.I)),
     ("arxiv_id", re.compile(r"\barxiv\s*(?:id|number|identifier)\b|编号", re.I)),
@@ -63,7 +64,8 @@ _SUBJECT_USE = re.compile(r"\b(?:the|its|their)\s+(?:\S+\s+)?authors?\s+(?:build
 _LIST_EN = re.compile(r"^\s*(?:(?:and|also|so)\s+)?(?:which|what|list|name|find|show|are\s+there|is\s+there|do\s+any|"
                       r"does\s+any|any)\b(?:\s+(?!papers?\b)\S+){0,3}?\s+(?:papers|works|studies|articles|preprints)\b|"
                       r"^\s*(?:are\s+there|is\s+there|do\s+any|does\s+any)\b", re.I)
-_LIST_ZH = re.compile(r"哪些|哪几篇|有没有.{0,6}(?:论文|文章|工作|研究)|有哪些|列出")
+_LIST_ZH = re.compile(r"(?:哪些|有哪些|列出)(?:[^，。？?]{0,4}?)(?:论文|文章|工作|研究|paper)|哪几篇|"
+                      r"有没有.{0,6}(?:论文|文章|工作|研究)")
 # Where a question splits into parts: a second question mark, ";", or "and" + a question word.
 _PART_SPLIT = re.compile(
     r"(?<=[?？])\s*(?=\S)|;\s*|；|"
