@@ -22,7 +22,7 @@ from typing import Protocol
 from ..types import Hit
 from .evidence import Bridge, Dense, Scored, Source, Unit, make_source, match_terms, required_missing, \
     score_units, weights
-from .question import Analysis, Part, analyse, asks_entity, asks_enumeration
+from .question import Analysis, Part, analyse, asks_entity, asks_enumeration, type_noun
 from .terms import Term, cjk_phrases
 
 # Metadata fields answering each aspect, in order of preference ("*": all present ones).
@@ -112,7 +112,7 @@ def prepare(question: str, hits: list[Hit], dense: Dense | None = None, bridge: 
     sources = [make_source(h, i) for i, h in enumerate(hits)]
     for s in sources:
         match_terms(s, a.terms, bridge)
-    return _Ctx(a, sources, weights(a.terms, sources, rarity), dense, cfg)
+    return _Ctx(a, sources, weights(a.terms, sources, rarity, type_noun(question)), dense, cfg)
 
 
 def decide(ctx: "_Ctx", cfg: Config) -> Plan:
@@ -371,7 +371,7 @@ def _pick(units: list[Scored], part: Part, first: bool) -> list[Scored]:
     """The best sentence (the title only if no sentence scores), plus a close second one for a single answer."""
     sents = [u for u in units if u.unit.kind == "sentence"]
     best = sents[0] if sents and sents[0].score >= 0.5 * units[0].score else units[0]
-    out = [best, *_enumeration(best, units)]
+    out = [best, *_enumeration(best, units), *_resolution(best, units)]
     if first and part.aspect != "count" and len(out) == 1:
         more = [u for u in sents if u is not best and u.score >= 0.75 * best.score and u.lexical > 0
                 and not _redundant(u.unit.norm, best.unit.norm)]
@@ -384,6 +384,19 @@ _ANNOUNCE = re.compile(r"\b(?:two|three|four|five|2|3|4|5)[- ](?:\w+[- ])?(?:sta
                        r"comprises?) of\b|:\s*$|[两二三四五]个?(?:阶段|步骤|模块|部分|组件|类型)", re.I)
 _ITEM = re.compile(r"^(?:first(?:ly)?|second(?:ly)?|third(?:ly)?|then|next|finally|lastly|\(?[1-5ivx]+[.)]|"
                    r"第[一二三四五]|首先|其次|然后|最后|[1-5][.、)])\b", re.I)
+
+
+_RESOLVES = re.compile(r"^(?:to\s+(?:address|alleviate|solve|tackle|overcome|mitigate|remedy|fill|bridge)\s+"
+                       r"(?:this|these|that|those|the|such)\b|for\s+this\s+purpose|to\s+this\s+end|"
+                       r"为(?:了)?(?:解决|缓解|克服|应对)(?:这|此|上述))", re.I)
+
+
+def _resolution(best: Scored, units: list[Scored]) -> list[Scored]:
+    """When the chosen sentence states a problem and the next one answers it ("To alleviate this
+    bottleneck, we propose ..."), that next sentence too."""
+    nxt = next((u for u in units if u.pos == best.pos + 1 and u.unit.kind == "sentence"), None)
+    ok = nxt is not None and nxt.unit.field == best.unit.field and _RESOLVES.search(nxt.unit.text)
+    return [nxt] if ok else []
 
 
 def _enumeration(best: Scored, units: list[Scored]) -> list[Scored]:
