@@ -67,11 +67,17 @@ def answer_stream(question: str, settings: Settings, filters: Filters,
 
 
 def offline_helpers(question: str, settings: Settings) -> dict:
-    """What the extractive answerer may use besides the hits: corpus term statistics of the index, and with
-    an English-only embedder the zh->en glossary as a bridge for Chinese questions over English text."""
+    """What the extractive answerer may use besides the hits: corpus term statistics of the index, sentence
+    vectors from the index's embedder (``answer_dense``), and with an English-only embedder the zh->en
+    glossary as a bridge for Chinese questions over English text."""
     from .retrieve import term_stats
 
     helpers = {"stats": term_stats(settings)}
+    if settings.answer_dense and helpers["stats"] is not None:
+        from .embed import get_embedder
+        from .qa.dense import scorer_for
+
+        helpers["dense"] = scorer_for(get_embedder(settings), settings.embedder)
     if settings.glossary_fallback and settings.embedder.startswith("minilm"):
         from .glossary import bridge
 

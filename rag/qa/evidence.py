@@ -103,9 +103,17 @@ def meta_fields(hit: Hit) -> dict[str, str]:
     return out
 
 
+def _document_order(hit: Hit) -> list:
+    """The hit's passages field by field (in the order fields first appear), each field's windows in text order
+    (retrieval puts the best window first; enumerations and "First, ... Second, ..." need the text's order)."""
+    fields = list(dict.fromkeys(p.field for p in hit.passages))
+    window = lambda p: int(p.chunk_id.rsplit(":", 1)[-1]) if p.chunk_id.rsplit(":", 1)[-1].isdigit() else 0  # noqa: E731
+    return sorted(hit.passages, key=lambda p: (fields.index(p.field), window(p)))
+
+
 def _sentences(hit: Hit) -> list[Unit]:
     out, seen = [], set()
-    for p in hit.passages:
+    for p in _document_order(hit):
         if p.field == "meta":
             continue
         for s in split_sentences(p.text):
@@ -201,8 +209,13 @@ def lexical(src: Source, pos: int, part: Part, w: dict[str, float]) -> float:
 
 
 def score_units(part: Part, src: Source, w: dict[str, float], dense: Dense | None, mix: float) -> list[Scored]:
-    """Every unit of a source scored for one part, best first (ties: source order)."""
-    sims = dense.similarities(part.text, [u.text for u in src.units]) if dense else [None] * len(src.units)
+    """Every unit of a source scored for one part, best first (ties: source order). Metadata units get no
+    sentence-vector similarity (a "Field: value" line is not prose)."""
+    sims: list[float | None] = [None] * len(src.units)
+    if dense is not None and mix > 0:
+        prose = [i for i, u in enumerate(src.units) if u.kind != "meta"]
+        for i, sim in zip(prose, dense.similarities(part.text, [src.units[i].text for i in prose])):
+            sims[i] = sim
     out = []
     for i, (u, sim) in enumerate(zip(src.units, sims)):
         lex = lexical(src, i, part, w)
