@@ -20,7 +20,6 @@ its report and the README), never on its test split.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
