@@ -256,6 +256,10 @@ def _handler_for(proxy: RecordingProxy):
             try:
                 self._send_head(resp)
                 raw = self._pump(resp, lambda b: first or not sse_text(b)[1] or first.append(time.perf_counter()))
+            except OSError as e:  # the client gave up (timeout) or the server died mid-answer
+                rec.update(error=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t0, status=resp.status)
+                proxy.add(rec)
+                return
             finally:
                 conn.close()
             rec["seconds"] = time.perf_counter() - t0
