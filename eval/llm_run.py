@@ -2,7 +2,7 @@
 
 Layout of the run dir::
 
-    index/                      the index both answerers read (bundled sample or --corpus)
+    index-<corpus>/             the index both answerers read (index-sample: the bundled sample; --corpus)
     <set>/extractive/           report.json, report.md, answers.jsonl, plot.png (the harness's files)
     <set>/llm/                  the same for the LLM path, plus llm_calls.jsonl (one record per request)
     server.log                  llama_cpp.server's log (load info, per-request timings)
@@ -14,9 +14,11 @@ Per question the LLM report.json gains ``llm``: prompt tokens (the server's coun
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,17 +30,33 @@ SUMMARY_METRICS = ("citation_precision", "citation_recall", "citation_validity",
 KIND_METRICS = ("citation_recall", "citation_precision", "fact_recall", "abstention_accuracy", "language_match")
 
 
-def parse_sets(values: list[str] | None) -> list[tuple[str, str | None]]:
-    """``[LABEL=]FILE`` arguments -> [(label, path)]; none -> the bundled set."""
+@dataclass(frozen=True)
+class RunSet:
+    """One question set of a run and the corpus its questions are about (None: the bundled sample)."""
+
+    label: str
+    questions: str | None
+    corpus: tuple[str, ...] | None = None
+
+    @property
+    def corpus_key(self) -> str:
+        if not self.corpus:
+            return "sample"
+        return "corpus-" + hashlib.sha1("\0".join(self.corpus).encode()).hexdigest()[:8]
+
+
+def parse_sets(values: list[str] | None, corpus: list[str] | None = None) -> list[RunSet]:
+    """``[LABEL=]FILE`` arguments (all over ``corpus``) -> RunSets; none -> the bundled set."""
+    corpus_t = tuple(str(c) for c in corpus) if corpus else None
     if not values:
-        return [("bundled", None)]
+        return [RunSet("bundled", None, corpus_t)]
     sets = []
     for v in values:
         label, sep, path = v.partition("=")
         if not sep:
             label, path = Path(v).stem, v
-        sets.append((label, path))
-    labels = [s[0] for s in sets]
+        sets.append(RunSet(label, path, corpus_t))
+    labels = [s.label for s in sets]
     if len(set(labels)) != len(labels):
         raise SystemExit(f"error: question set labels must differ: {labels} (use LABEL=FILE)")
     return sets
@@ -87,12 +105,12 @@ def base_settings(args: argparse.Namespace, index_dir: Path):
     return Settings.from_env().model_copy(update=over)
 
 
-def prepare_index(args: argparse.Namespace, settings) -> dict:
-    """Ingest the corpus (or the bundled sample) into the run's index once; both answerers read it."""
+def prepare_index(rs: RunSet, settings) -> dict:
+    """Ingest the set's corpus (or the bundled sample) into its index; both answerers read it."""
     from rag import api
 
-    paths = list(args.corpus) if args.corpus else api.sample_paths()
-    rep = api.ingest(paths, settings, _progress("ingest"))
+    paths = list(rs.corpus) if rs.corpus else api.sample_paths()
+    rep = api.ingest(paths, settings, _progress(f"ingest {rs.corpus_key}"))
     if not rep.ok:
         print(f"warning: ingest failures: {rep.failures}", file=sys.stderr)
     return {"paths": [str(p) for p in paths], "papers_new": rep.papers_new, "chunks_added": rep.chunks_added,
@@ -258,28 +276,32 @@ def run_local(args: argparse.Namespace) -> int:
     gguf = install(spec, args.cache)
     out = Path(args.out or f"runs/local-llm-{spec.name}-{datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
-    sets = parse_sets(args.questions)
+    sets = parse_sets(args.questions, args.corpus)
     if args.per_kind:
-        sets = [(label, per_kind_subset(q, args.per_kind, out / f"{label}.questions.jsonl")) for label, q in sets]
-    settings = base_settings(args, out / "index")
+        sets = [replace(rs, questions=per_kind_subset(rs.questions, args.per_kind, out / f"{rs.label}.questions.jsonl"))
+                for rs in sets]
+    settings = {rs.corpus_key: base_settings(args, out / f"index-{rs.corpus_key}") for rs in sets}
+    first = settings[sets[0].corpus_key]
     info = {"model": spec.name, "gguf": str(gguf), "sha256": spec.sha256, "llama_cpp_python": _llama_version(),
             "threads": args.threads, "n_ctx": args.ctx, "timeout_s": args.timeout, "limit": args.limit,
-            "per_kind": args.per_kind, "question_sets": dict(sets),
-            "top_k": settings.top_k, "max_answer_tokens": settings.max_answer_tokens,
+            "per_kind": args.per_kind, "question_sets": {rs.label: rs.questions for rs in sets},
+            "top_k": first.top_k, "max_answer_tokens": first.max_answer_tokens,
             "prompt_tokens_from": "the server's usage.prompt_tokens for the same messages (max_tokens=1 replay)",
-            "ingest": prepare_index(args, settings)}
-    extr = {label: None if args.no_extractive else run_extractive(label, q, settings, out / label / "extractive",
-                                                                   args.limit) for label, q in sets}
+            "ingest": {key: prepare_index(next(rs for rs in sets if rs.corpus_key == key), s)
+                       for key, s in settings.items()}}
+    extr = {rs.label: None if args.no_extractive else
+            run_extractive(rs.label, rs.questions, settings[rs.corpus_key], out / rs.label / "extractive", args.limit)
+            for rs in sets}
     results = []
     with LlamaServer(gguf, spec.name, args.port, args.threads, args.ctx, out / "server.log") as srv:
         info["server"] = " ".join(srv.command()[1:])
         with RecordingProxy(srv.base_url.rsplit("/v1", 1)[0], log_file=out / "llm_requests.jsonl") as proxy:
-            s = llm_settings(settings, proxy.base_url, spec, args.timeout)
-            for label, q in sets:
+            for rs in sets:
+                s = llm_settings(settings[rs.corpus_key], proxy.base_url, spec, args.timeout)
                 t0 = time.perf_counter()
-                rep = run_llm(label, q, s, out / label / "llm", args.limit, proxy)
-                info.setdefault("llm_wall_seconds", {})[label] = round(time.perf_counter() - t0, 1)
-                results.append((label, _load(extr[label]) if extr[label] else None, _load(rep)))
+                rep = run_llm(rs.label, rs.questions, s, out / rs.label / "llm", args.limit, proxy)
+                info.setdefault("llm_wall_seconds", {})[rs.label] = round(time.perf_counter() - t0, 1)
+                results.append((rs.label, _load(extr[rs.label]) if extr[rs.label] else None, _load(rep)))
     print(write_summary(out, spec, info, results))
     print(f"wrote {out / 'summary.md'}, {out / 'summary.json'} and per-set run dirs under {out}")
     return 0

@@ -327,23 +327,27 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="seconds the LLM client waits for an answer (default 900; CPU prompts are slow)")
 
 
-def _exit_on_sigterm() -> None:
-    """SIGTERM unwinds like Ctrl-C, so the llama.cpp server a command started is stopped with it."""
-    import signal
-
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.cmd in ("serve", "run"):
-        _exit_on_sigterm()
+def _run_cmd(args: argparse.Namespace) -> int:
     cmds = {"list": _cmd_list, "install": _cmd_install, "serve": _cmd_serve, "run": _cmd_run}
     try:
         return cmds[args.cmd](args)
     except ModelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """SIGTERM unwinds like Ctrl-C during serve/run, so the llama.cpp server they started is stopped too."""
+    import signal
+
+    args = build_parser().parse_args(argv)
+    if args.cmd not in ("serve", "run"):
+        return _run_cmd(args)
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return _run_cmd(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -285,3 +285,61 @@ def test_qwen_05b_answers_through_the_openai_path(sample_settings, tmp_path):
     ids = {h.paper_id for h in a.sources}
     assert all(c.paper_id in ids for c in a.citations)
     assert "prompt eval time" in (tmp_path / "server.log").read_text()
+
+
+# ------------------------------------------------------------------------------------ the run command
+
+def test_per_kind_subset_keeps_file_order_and_n_of_each_kind(tmp_path):
+    from eval.llm_run import per_kind_subset
+    from eval.questions import load_questions
+
+    all_q = load_questions(None)
+    sub = load_questions(per_kind_subset(None, 2, tmp_path / "sub.jsonl"))
+    kinds = {q.kind for q in all_q}
+    assert {q.kind for q in sub} == kinds
+    assert all(sum(q.kind == k for q in sub) == min(2, sum(q.kind == k for q in all_q)) for k in kinds)
+    order = [q.id for q in all_q]
+    assert [q.id for q in sub] == sorted((q.id for q in sub), key=order.index)
+
+
+def test_run_puts_both_answerers_side_by_side(fake_backend, monkeypatch, tmp_path):
+    """The whole ``run`` command with a fake OpenAI-compatible backend standing in for llama.cpp."""
+    import eval.llm_record
+    import eval.llm_run
+    from eval.questions import load_questions
+
+    class FakeLlama:
+        def __init__(self, *a, **k):
+            self.base_url = fake_backend.url + "/v1"
+
+        def command(self):
+            return ["python", "-m", "llama_cpp.server", "--fake"]
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    monkeypatch.setattr(eval.llm_record, "LlamaServer", FakeLlama)
+    monkeypatch.setattr(eval.llm_run, "install", lambda spec, cache=None: tmp_path / "fake.gguf")
+    qs = [q for q in load_questions(None) if q.id in ("q01", "q89")]  # q89: unanswerable
+    qfile = tmp_path / "two.jsonl"
+    qfile.write_text("".join(json.dumps(q.to_json()) + "\n" for q in qs), encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["run", "qwen2.5-coder-0.5b", "--questions", f"mini={qfile}", "--out", str(out)]) == 0
+    llm = json.loads((out / "mini" / "llm" / "report.json").read_text())
+    extr = json.loads((out / "mini" / "extractive" / "report.json").read_text())
+    assert extr["info"]["answerer"] == "extractive" and llm["info"]["answerer"] == "llm"
+    assert llm["info"]["model"] == "qwen2.5-coder-0.5b"
+    for r in llm["per_question"]:
+        assert r["answer"] == "Q-BERT4Rec uses RVQ [1]." and r["llm"]["requests"] == 1
+        assert r["llm"]["prompt_tokens"] > 500  # the fake counts characters of the real messages
+    calls = [json.loads(x) for x in (out / "llm_requests.jsonl").read_text().splitlines()]
+    assert [c["tag"] for c in calls] == ["q01", "q89"]
+    assert "What technique does Q-BERT4Rec use" in calls[0]["messages"][-1]["content"]
+    summary = (out / "summary.md").read_text()
+    assert "| mini | extractive | 2 |" in summary and "| mini | llm qwen2.5-coder-0.5b | 2 |" in summary
+    rows = json.loads((out / "summary.json").read_text())["rows"]
+    assert [r["answerer"] for r in rows] == ["extractive", "llm qwen2.5-coder-0.5b"]
+    assert rows[1]["answered_unanswerable"] == 1 and rows[1]["prompt_tokens_mean"] > 500
