@@ -154,6 +154,11 @@ class RecordingProxy:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    def settled_records(self) -> list[dict[str, Any]]:
+        """All records, once the chat request in progress (answer + token count) has finished."""
+        with self.chat_lock:
+            return list(self.records)
+
     def add(self, rec: dict[str, Any]) -> None:
         """Keep a record (and append it to ``log_file`` at once, so a long run can be watched)."""
         self.records.append(rec)

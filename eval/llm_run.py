@@ -138,7 +138,8 @@ def run_llm(label: str, qpath: str | None, settings, out: Path, limit: int | Non
     start = len(proxy.records)
     rep = run_eval(qpath, settings, out, None, _tagging_progress(f"{label} llm", ids, proxy), limit=limit,
                    sample_if_empty=False)
-    attach_calls(rep.report_json, proxy.records[start:])
+    calls = proxy.settled_records()[start:]  # the last answer's token count may still be running
+    attach_calls(rep.report_json, calls)
     return rep
 
 

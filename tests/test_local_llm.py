@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -188,7 +189,8 @@ class FakeServer:
                               {"choices": [{"delta": {"content": "[1]."}}]}]
                     data = b"".join(b"data: " + json.dumps({"model": "fake", **c}).encode() + b"\n\n" for c in chunks)
                     self._send(200, "text/event-stream", data + b"data: [DONE]\n\n")
-                else:
+                else:  # the token count: slow enough that a caller not waiting for it would miss it
+                    time.sleep(4)
                     n = len(json.dumps(body["messages"]))
                     doc = {"model": "fake", "choices": [{"message": {"content": "x"}}],
                            "usage": {"prompt_tokens": n, "completion_tokens": 1}}
@@ -233,7 +235,7 @@ def test_proxy_relays_the_stream_and_records_prompt_tokens(fake_backend, monkeyp
     stream_req, count_req = fake_backend.requests
     assert stream_req["stream"] is True and count_req["stream"] is False and count_req["max_tokens"] == 1
     assert count_req["messages"] == stream_req["messages"], "the token count must replay the same messages"
-    (rec,) = proxy.records
+    (rec,) = proxy.settled_records()
     assert rec["tag"] == "q01" and rec["status"] == 200 and rec["text"] == a.text and rec["completion_chunks"] == 2
     assert rec["prompt_tokens"] == len(json.dumps(stream_req["messages"]))
     assert rec["messages"] == stream_req["messages"] and rec["seconds"] >= rec["ttft_seconds"] > 0
@@ -251,7 +253,7 @@ def test_proxy_reports_an_unreachable_backend(monkeypatch, tmp_path):
         from rag.answer import LLMError
         with pytest.raises(LLMError, match="HTTP 502"):
             api.ask("Which papers use RQ-VAE semantic IDs?", s)
-    assert "backend unreachable" in proxy.records[0]["error"]
+    assert "backend unreachable" in proxy.settled_records()[0]["error"]
 
 
 def test_sse_text_reads_only_content_deltas():
@@ -279,7 +281,7 @@ def test_qwen_05b_answers_through_the_openai_path(sample_settings, tmp_path):
             update={"top_k": 2, "max_answer_tokens": 64})
         a = api.ask("What technique does Q-BERT4Rec use to discretize fused representations into semantic tokens?", s)
     assert a.answerer == "llm" and a.model == spec.name and a.sources
-    (rec,) = proxy.records
+    (rec,) = proxy.settled_records()
     assert rec["status"] == 200 and rec["text"].strip() and a.text.startswith(rec["text"].strip())
     assert 200 < rec["prompt_tokens"] < 4096, rec["prompt_tokens"]
     ids = {h.paper_id for h in a.sources}
