@@ -265,7 +265,7 @@ def test_sse_text_reads_only_content_deltas():
 # ------------------------------------------------------------------------------------ the real model
 
 @pytest.mark.slow
-def test_qwen_05b_answers_through_the_openai_path(sample_settings, tmp_path):
+def test_qwen_05b_answers_through_the_openai_path(request, tmp_path):
     from eval.llm_record import LlamaServer
     from eval.llm_run import llm_settings
 
@@ -275,6 +275,7 @@ def test_qwen_05b_answers_through_the_openai_path(sample_settings, tmp_path):
         pytest.skip(f"{spec.name} is not in {cache_dir()} (a 470 MB download, never done by the tests): "
                     f"python -m eval.local_llm install {spec.name}")
     verify(spec, path)  # an installed but broken file fails here
+    sample_settings = request.getfixturevalue("sample_settings")  # ingest only when the model is there
     with LlamaServer(path, spec.name, log_path=tmp_path / "server.log") as srv, \
             RecordingProxy(srv.base_url.rsplit("/v1", 1)[0]) as proxy:
         s = llm_settings(sample_settings, proxy.base_url, spec, timeout=900).model_copy(
