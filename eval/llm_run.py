@@ -37,6 +37,7 @@ class RunSet:
     label: str
     questions: str | None
     corpus: tuple[str, ...] | None = None
+    held_out: bool = False  # a test split: progress lines never show its questions
 
     @property
     def corpus_key(self) -> str:
@@ -45,11 +46,34 @@ class RunSet:
         return "corpus-" + hashlib.sha1("\0".join(self.corpus).encode()).hexdigest()[:8]
 
 
-def parse_sets(values: list[str] | None, corpus: list[str] | None = None) -> list[RunSet]:
-    """``[LABEL=]FILE`` arguments (all over ``corpus``) -> RunSets; none -> the bundled set."""
+def bundled_run_sets(names: list[str] | None, shared: str | None) -> list[RunSet]:
+    """The bundled dev/test sets (``eval/sets``) named by set or corpus name (none: all) whose corpus is here."""
+    from .local_llm import ModelError
+    from .sets import CORPORA, bundled_sets, corpus_paths, find_shared
+
+    known = bundled_sets()
+    bad = [n for n in names or [] if n not in CORPORA and n not in {s.name for s in known}]
+    if bad:
+        raise ModelError(f"unknown set {', '.join(bad)}: choose from {', '.join(s.name for s in known)} "
+                         f"or {', '.join(CORPORA)}")
+    root, out = find_shared(shared), []
+    for qs in known:
+        if names and qs.name not in names and qs.corpus not in names:
+            continue
+        paths = corpus_paths(qs.corpus, root)
+        if paths is None:
+            print(f"{qs.name}: skipped, its corpus is not on this machine (pass --shared DIR)", file=sys.stderr)
+            continue
+        corpus = None if qs.corpus == "sample" else tuple(str(p) for p in paths)
+        out.append(RunSet(qs.name, str(qs.path), corpus, held_out=qs.split == "test"))
+    if not out:
+        raise ModelError("no question set to run (their corpora are not on this machine: pass --shared DIR)")
+    return out
+
+
+def parse_sets(values: list[str], corpus: list[str] | None = None) -> list[RunSet]:
+    """``[LABEL=]FILE`` arguments, all over ``corpus`` (None: the bundled sample) -> RunSets."""
     corpus_t = tuple(str(c) for c in corpus) if corpus else None
-    if not values:
-        return [RunSet("bundled", None, corpus_t)]
     sets = []
     for v in values:
         label, sep, path = v.partition("=")
@@ -78,16 +102,19 @@ def per_kind_subset(qpath: str | None, n: int, dest: Path) -> str:
     return str(dest)
 
 
-def _progress(label: str):
+def _progress(label: str, held_out: bool = False):
+    """One progress line; a held-out set's question texts are never printed (a test question seen in a log
+    is no longer unseen)."""
     def show(done: int, total: int, msg: str) -> None:
+        msg = "(held out)" if held_out and done < total else msg
         print(f"\r[{label} {done}/{total}] {msg[:60]:<60}", end="" if done < total else "\n",
               file=sys.stderr, flush=True)
     return show
 
 
-def _tagging_progress(label: str, ids: list[str], proxy):
+def _tagging_progress(label: str, ids: list[str], proxy, held_out: bool = False):
     """Progress that also tells the proxy which question the next LLM request belongs to."""
-    show = _progress(label)
+    show = _progress(label, held_out)
 
     def progress(done: int, total: int, msg: str) -> None:
         if total == len(ids) and done < total and not msg.startswith("ingest"):
@@ -117,11 +144,12 @@ def prepare_index(rs: RunSet, settings) -> dict:
             "seconds": round(rep.seconds, 1)}
 
 
-def run_extractive(label: str, qpath: str | None, settings, out: Path, limit: int | None):
+def run_extractive(rs: RunSet, settings, out: Path, limit: int | None):
     from .harness import run_eval
 
     s = settings.model_copy(update={"answerer": "extractive"})
-    return run_eval(qpath, s, out, None, _progress(f"{label} extractive"), limit=limit, sample_if_empty=False)
+    return run_eval(rs.questions, s, out, None, _progress(f"{rs.label} extractive", rs.held_out), limit=limit,
+                    sample_if_empty=False)
 
 
 def llm_settings(settings, base_url: str, spec: ModelSpec, timeout: float):
@@ -130,14 +158,14 @@ def llm_settings(settings, base_url: str, spec: ModelSpec, timeout: float):
                                        "model": spec.name, "llm_timeout": timeout, "llm_retries": 0})
 
 
-def run_llm(label: str, qpath: str | None, settings, out: Path, limit: int | None, proxy) -> Any:
+def run_llm(rs: RunSet, settings, out: Path, limit: int | None, proxy) -> Any:
     from .harness import run_eval
     from .questions import load_questions
 
-    ids = [q.id for q in load_questions(qpath)[: limit or None]]
+    ids = [q.id for q in load_questions(rs.questions)[: limit or None]]
     start = len(proxy.records)
-    rep = run_eval(qpath, settings, out, None, _tagging_progress(f"{label} llm", ids, proxy), limit=limit,
-                   sample_if_empty=False)
+    rep = run_eval(rs.questions, settings, out, None, _tagging_progress(f"{rs.label} llm", ids, proxy, rs.held_out),
+                   limit=limit, sample_if_empty=False)
     calls = proxy.settled_records()[start:]  # the last answer's token count may still be running
     attach_calls(rep.report_json, calls)
     return rep
@@ -277,7 +305,7 @@ def run_local(args: argparse.Namespace) -> int:
     gguf = install(spec, args.cache)
     out = Path(args.out or f"runs/local-llm-{spec.name}-{datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
-    sets = parse_sets(args.questions, args.corpus)
+    sets = parse_sets(args.questions, args.corpus) if args.questions else bundled_run_sets(args.sets, args.shared)
     if args.per_kind:
         sets = [replace(rs, questions=per_kind_subset(rs.questions, args.per_kind, out / f"{rs.label}.questions.jsonl"))
                 for rs in sets]
@@ -291,7 +319,7 @@ def run_local(args: argparse.Namespace) -> int:
             "ingest": {key: prepare_index(next(rs for rs in sets if rs.corpus_key == key), s)
                        for key, s in settings.items()}}
     extr = {rs.label: None if args.no_extractive else
-            run_extractive(rs.label, rs.questions, settings[rs.corpus_key], out / rs.label / "extractive", args.limit)
+            run_extractive(rs, settings[rs.corpus_key], out / rs.label / "extractive", args.limit)
             for rs in sets}
     results = []
     with LlamaServer(gguf, spec.name, args.port, args.threads, args.ctx, out / "server.log") as srv:
@@ -300,7 +328,7 @@ def run_local(args: argparse.Namespace) -> int:
             for rs in sets:
                 s = llm_settings(settings[rs.corpus_key], proxy.base_url, spec, args.timeout)
                 t0 = time.perf_counter()
-                rep = run_llm(rs.label, rs.questions, s, out / rs.label / "llm", args.limit, proxy)
+                rep = run_llm(rs, s, out / rs.label / "llm", args.limit, proxy)
                 info.setdefault("llm_wall_seconds", {})[rs.label] = round(time.perf_counter() - t0, 1)
                 results.append((rs.label, _load(extr[rs.label]) if extr[rs.label] else None, _load(rep)))
     print(write_summary(out, spec, info, results))

@@ -314,9 +314,15 @@ def _server_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="sets", action="append", metavar="NAME",
+                   help="bundled set(s): sample-dev, sample-test, corpora-dev, corpora-test, or a corpus name "
+                        "(sample, corpora) for both splits; default: every set whose corpus is here (repeatable)")
+    p.add_argument("--shared", metavar="DIR", help="shared data dir holding corpora/ (default: DIGESTQA_SHARED "
+                                                   "or ../shared beside the checkout)")
     p.add_argument("--questions", action="append", metavar="[LABEL=]FILE",
-                   help="question file, repeatable (e.g. dev=dev.jsonl test=test.jsonl); default: the bundled set")
-    p.add_argument("--corpus", nargs="+", metavar="PATH", help="digests to index (default: the bundled sample)")
+                   help="a question file instead of the bundled sets, repeatable (dev=dev.jsonl test=test.jsonl)")
+    p.add_argument("--corpus", nargs="+", metavar="PATH",
+                   help="digests the --questions files are about (default: the bundled sample)")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N questions of each file")
     p.add_argument("--per-kind", type=int, metavar="N",
                    help="only N questions of each kind of each file (evenly spaced; written to the run dir)")
