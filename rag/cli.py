@@ -235,6 +235,8 @@ def cmd_chat(args, s: Settings) -> int:
             last = _stream_answer(q, s, filters_from(args), history)
             history.append(last)
             n = len(last.citations)
+            if last.interpreted:
+                print(f"  (answered as: {last.interpreted})")
             print(f"  ({n} citation{'' if n == 1 else 's'}; /sources for details)")
 
 
