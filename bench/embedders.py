@@ -156,11 +156,35 @@ def run_sample(cfg: str, args) -> dict:
 
 # ---------------------------------------------------------------- c. SciFact
 
+def scifact_subset(root: Path, n_docs: int, dest: Path) -> Path:
+    """A smaller SciFact: every document judged for a test query plus the first other documents in corpus
+    order up to ``n_docs``; same queries and qrels. Scores are not comparable to the full corpus's, only
+    between embedders on the same subset."""
+    from eval.beir import load_qrels
+
+    judged = {d for rels in load_qrels(root / "qrels" / "test.tsv").values() for d in rels}
+    lines = (root / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    keep, others = [], n_docs - len(judged)
+    for line in lines:
+        doc_id = str(json.loads(line)["_id"]) if line.strip() else None
+        if doc_id in judged or (doc_id and others > 0):
+            others -= doc_id not in judged
+            keep.append(line)
+    (dest / "qrels").mkdir(parents=True, exist_ok=True)
+    (dest / "corpus.jsonl").write_text("\n".join(keep) + "\n", encoding="utf-8")
+    (dest / "queries.jsonl").write_bytes((root / "queries.jsonl").read_bytes())
+    (dest / "qrels" / "test.tsv").write_bytes((root / "qrels" / "test.tsv").read_bytes())
+    return dest
+
+
 def run_scifact(cfg: str, args) -> dict:
     from eval.beir import run_beir
 
     s = _settings(cfg, "/nonexistent")
-    doc = run_beir(SCIFACT, s, Path(args.work) / f"scifact-{cfg.replace('/', '-')}")
+    root = SCIFACT
+    if args.scifact_docs:
+        root = scifact_subset(SCIFACT, args.scifact_docs, Path(args.work) / f"scifact-{args.scifact_docs}")
+    doc = run_beir(root, s, Path(args.work) / f"scifact-{cfg.replace('/', '-')}")
     return {"config": cfg, "ingest_s": doc["ingest_seconds"], "docs": doc["docs"], "queries": doc["queries"],
             "results": {m: {k: round(v, 4) for k, v in r.items()} for m, r in doc["results"].items()},
             "peak_rss_mb": _peak_rss_mb()}
@@ -232,7 +256,8 @@ def run_part(part: str, args) -> None:
     for r in range(rounds):
         for cfg in configs:
             cmd = [sys.executable, "-m", "bench.embedders", "_one", part, cfg, "--work", args.work,
-                   "--papers", str(args.papers), "--texts", str(args.texts), "--depth", str(args.depth)]
+                   "--papers", str(args.papers), "--texts", str(args.texts), "--depth", str(args.depth),
+                   "--scifact-docs", str(args.scifact_docs)]
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
                                   env={**os.environ, "ORT_DISABLE_TELEMETRY": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
@@ -254,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--papers", type=int, default=1000, help="xling: papers (default 1000)")
     p.add_argument("--depth", type=int, default=100, help="xling: papers retrieved per query for MRR (default 100)")
     p.add_argument("--texts", type=int, default=500, help="speed: abstracts embedded (default 500)")
+    p.add_argument("--scifact-docs", type=int, default=0,
+                   help="scifact: a subset of N documents (all judged ones + the first others; 0 = all 5,183)")
     p.add_argument("--rounds", type=int, default=2, help="speed: alternating rounds (default 2)")
     p.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes (default bench/results)")
     p.add_argument("--work", default=None, help="scratch dir for indexes (default: a temp dir, removed)")
