@@ -38,6 +38,7 @@ CONFIGS: dict[str, dict] = {
     "minilm": {"embedder": "minilm-onnx", "glossary": False},
     "e5": {"embedder": "e5-small-int4", "glossary": False},
     "e5/en": {"embedder": "e5-small-int4", "glossary": False, "dense": "en"},
+    "e5+glossary": {"embedder": "e5-small-int4", "glossary": True},  # the glossary as a fallback on top
     "use-m": {"embedder": "use-m-int8", "glossary": False},
     "use-m/en": {"embedder": "use-m-int8", "glossary": False, "dense": "en"},
 }
