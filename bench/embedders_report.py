@@ -11,7 +11,7 @@ def xling_table(doc: dict) -> list[str]:
         return []
     any_ = next(iter(doc.values()))
     lines = [f"Cross-lingual: {any_['papers']} papers (English title + abstract indexed), query = the paper's "
-             "Chinese TL;DR; target = that paper", "",
+             f"Chinese TL;DR ({any_.get('queries', any_['papers'])} queries); target = that paper", "",
              "| config | query | mode | hit@1 | hit@5 | MRR | ms/query |", "|---|---|---|---|---|---|---|"]
     for cfg, r in doc.items():
         for key, m in r["results"].items():
