@@ -42,7 +42,8 @@ def sample_table(doc: dict) -> list[str]:
 def scifact_table(doc: dict) -> list[str]:
     if not doc:
         return []
-    lines = ["BEIR SciFact (5,183 abstracts, 300 test queries)", "",
+    any_ = next(iter(doc.values()))
+    lines = [f"BEIR SciFact ({any_['docs']} abstracts: all judged + the first others; {any_['queries']} test queries)", "",
              "| config | dense nDCG@10 | dense R@100 | hybrid nDCG@10 | hybrid R@100 | BM25 nDCG@10 | ingest s | "
              "peak RSS MB |", "|---|---|---|---|---|---|---|---|"]
     for cfg, r in doc.items():
@@ -56,7 +57,9 @@ def speed_table(doc: dict) -> list[str]:
     if not doc:
         return []
     base = {k.split("#")[1] if "#" in k else "1": r for k, r in doc.items() if k.split("#")[0] == "minilm"}
-    lines = ["Throughput (same abstracts, each configuration in a fresh process, rounds alternate)", "",
+    n = next(iter(doc.values()))["texts"]
+    lines = [f"Throughput ({n} SciFact abstracts, title + full text; each configuration in a fresh process, "
+             "rounds alternate)", "",
              "| config | round | texts/s | vs MiniLM (same round) | CPU s/text | query ms | load s | RSS loaded MB | "
              "peak RSS MB |", "|---|---|---|---|---|---|---|---|---|"]
     for key, r in doc.items():
