@@ -110,10 +110,13 @@ def _progress_bar(quiet: bool) -> Callable[[int, int, str], None] | None:
     return update
 
 
-def print_report(r: IngestReport, out=sys.stdout) -> None:
+def print_report(r: IngestReport, out=None) -> None:
+    out = out or sys.stdout  # looked up per call (not bound at import), so redirections apply
     print(f"files: {r.files} ({r.files_skipped} unchanged, skipped) | papers: {r.papers_new} new, "
           f"{r.papers_updated} updated, {r.papers_unchanged} unchanged | chunks: +{r.chunks_added} "
           f"-{r.chunks_removed} | failures: {len(r.failures)} | {r.seconds:.1f} s", file=out)
+    for note in r.notes:
+        print(f"  note: {note}", file=out)
     for f in r.failures:
         print(f"  failed: {f}", file=out)
 
@@ -135,8 +138,14 @@ def cmd_ingest(args, s: Settings) -> int:
 
 def _ensure_index(s: Settings) -> None:
     from . import api
+    from .config import SCHEMA_VERSION, schema_change
 
-    if api.stats(s)["papers"]:
+    st = api.stats(s)
+    if st["schema"] < SCHEMA_VERSION:
+        print(f"note: index {s.index_dir} was built by schema {st['schema']}: answering from it; the next "
+              f"`digestqa ingest` re-embeds its {st['papers']} papers ({schema_change(st['schema'])})",
+              file=sys.stderr)
+    if st["papers"]:
         return
     print(f"index {s.index_dir} is empty: ingesting the bundled sample corpus "
           f"({len(api.sample_paths())} digests) first...", file=sys.stderr)
@@ -152,8 +161,16 @@ def format_answer(a: Answer) -> str:
         mark = "*" if h.rank in cited else " "
         ident = h.arxiv_id or h.paper_id
         lines.append(f" {mark}[{h.rank}] {h.title} ({ident}{', ' + h.date if h.date else ''})")
+    if a.citations:
+        lines.append("Evidence (the cited sentence, its support):")
     for c in a.citations:
-        lines.append(f"  [{c.n}] support {c.support:.2f} ({c.field}): {_clip(c.passage, 160)}")
+        lines.append(f"  [{c.n}] {c.evidence_support:.2f} ({c.field}): {_clip(c.evidence or c.passage, 200)}")
+    if a.unsupported:
+        lines.append("Unsupported (not backed by the cited source; check before use):")
+        lines += [f"  ! {_clip(c.text, 200)}" + (f" [cites {', '.join(map(str, c.cites))}]" if c.cites
+                                                 else " [no citation]") for c in a.unsupported]
+    if a.interpreted:
+        lines.append(f"(answered as: {a.interpreted})")
     if a.dropped_citations:
         lines.append(f"  dropped citation numbers that match no source: {list(a.dropped_citations)}")
     model = f" ({a.model})" if a.model else ""
@@ -198,7 +215,7 @@ def cmd_chat(args, s: Settings) -> int:
     d = api.describe(s)
     print(f"digestqa chat — answerer: {d['answerer']} ({d['reason']}), embedder: {d['embedder']}.\n"
           "Type a question; /sources shows the last sources, /clear forgets the history, /quit exits.")
-    history: list[tuple[str, str]] = []
+    history: list[Answer] = []
     last: Answer | None = None
     while True:
         try:
@@ -216,8 +233,11 @@ def cmd_chat(args, s: Settings) -> int:
             continue
         if q:
             last = _stream_answer(q, s, filters_from(args), history)
-            history.append((q, last.text))
-            print(f"  ({len(last.citations)} citations; /sources for details)")
+            history.append(last)
+            n = len(last.citations)
+            if last.interpreted:
+                print(f"  (answered as: {last.interpreted})")
+            print(f"  ({n} citation{'' if n == 1 else 's'}; /sources for details)")
 
 
 # ---------------------------------------------------------------- papers / stats / ui / eval / bench

@@ -30,7 +30,8 @@ def _paper(pid="2511.00001", **kw) -> Paper:
 
 def _answer(question: str, abstained=False, text="RQ-VAE semantic IDs are used by GenRec [1].") -> Answer:
     p = _paper()
-    cit = () if abstained else (Citation(1, p.paper_id, p.arxiv_id, p.title, p.url, "abstract", PASSAGE, 0.8),)
+    cit = () if abstained else (Citation(1, p.paper_id, p.arxiv_id, p.title, p.url, "abstract", f"Intro. {PASSAGE}",
+                                         0.8, evidence=PASSAGE, evidence_support=0.93),)
     hit = Hit(1, p.paper_id, p.arxiv_id, p.title, 0.9, (Passage("c1", "abstract", "en", PASSAGE, 0.9),),
               date="2025-12-04", authors=p.authors)
     other = Hit(2, "2511.00002", "2511.00002", "Other paper", 0.5, (Passage("c2", "tldr_zh", "zh", "x", 0.5),))
@@ -91,7 +92,8 @@ def test_ask_streams_then_renders_linked_citation_and_card(fake, ctl):
     assert 'href="#src-1-1"' in messages[1]["content"] and box == ""
     assert 'id="src-1-1"' in sources
     assert 'href="https://arxiv.org/abs/2511.00001"' in sources and 'target="_blank"' in sources
-    assert f"<mark>{PASSAGE}</mark>" in sources  # supporting passage highlighted
+    assert f'Intro. <mark class="dq-evidence">{PASSAGE}</mark>' in sources  # the supporting sentence marked
+    assert "support 0.93" in sources
     assert "用 RQ-VAE 生成语义 ID。" in sources and "English abstract" in sources  # EN/ZH toggle
     assert "digest 2025-12-04" in sources and "Ada Lovelace (Uni)" in sources
     assert "Also retrieved (not cited): 1" in sources
@@ -109,8 +111,8 @@ def test_digest_text_is_escaped(fake, ctl):
 def test_follow_up_passes_history_and_keeps_old_cards(fake, ctl):
     *_, first = ctl.ask("which papers use RQ-VAE semantic IDs", [])
     *_, second = ctl.ask("and which one is from 2025?", first[3])
-    assert fake.calls[1]["history"] == [("which papers use RQ-VAE semantic IDs",
-                                         "RQ-VAE semantic IDs are used by GenRec [1].")]
+    assert [(a.question, a.text) for a in fake.calls[1]["history"]] == [
+        ("which papers use RQ-VAE semantic IDs", "RQ-VAE semantic IDs are used by GenRec [1].")]
     messages, sources = second[0], second[1]
     assert len(messages) == 4
     assert 'href="#src-2-1"' in messages[3]["content"] and 'href="#src-1-1"' in messages[1]["content"]
@@ -316,3 +318,31 @@ def test_card_date_says_digest_or_submitted():
     assert _date_label(digest, None) == "digest 2025-11-20"
     assert _date_label(related, None) == "submitted 2025-08-28"
     assert _date_label(Paper(paper_id="2", title="U"), None) == "date unknown"
+
+
+@pytest.mark.parametrize("turns", [
+    [("Which paper was deployed in Douyin Search?", "LEMUR"), ("Who are its authors?", "Xintian Han"),
+     ("What mechanism does it use to cut computational cost?", "memory bank")],
+    [("哪篇论文在抖音搜索部署了？", "LEMUR"), ("它的作者是谁？", "Xintian Han"), ("该论文属于哪个 arXiv 分类？", "cs.IR")],
+])
+def test_ui_chat_follow_ups_with_the_real_pipeline(sample_settings, turns):
+    ctl = Controller(sample_settings)
+    state = []
+    for question, expect in turns:
+        *_, (messages, sources, _status, state, _box) = ctl.ask(question, state)
+        assert expect in messages[-1]["content"], (question, messages[-1]["content"])
+        assert "2511.10962" in sources
+    assert [a.interpreted != "" for _, a in state] == [False, True, True]
+
+
+def test_unsupported_sentences_are_marked_not_hidden():
+    from dataclasses import replace as dc_replace
+
+    from rag.types import Claim
+
+    a = _answer("q", text="GenRec uses RQ-VAE [1]. It was trained on 4,000 GPUs.")
+    a = dc_replace(a, claims=(Claim("GenRec uses RQ-VAE", (1,), 0.9, True),
+                              Claim("It was trained on 4,000 GPUs.", (), 0.0, False)))
+    html_ = render.answer_html(a, 1)
+    assert "It was trained on 4,000 GPUs." in html_.split('class="dq-unsupported"')[0]  # still in the answer
+    assert 'class="dq-unsupported"' in html_ and "(no citation)" in html_ and "(1)" in html_
