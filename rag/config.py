@@ -47,9 +47,8 @@ class Settings(BaseModel):
                                            "passage (DIGESTQA_DENSE).")
     glossary: bool = Field(True, description="Chinese questions: add the English index words of the hand-written "
                                              "zh->en research glossary (rag/glossary.py) to retrieval (BM25, and the "
-                                             "dense query of an English-only embedder). Retrieval only; the "
-                                             "extractive answerer uses the glossary regardless (DIGESTQA_GLOSSARY=0 "
-                                             "turns it off).")
+                                             "dense query of an English-only embedder). Retrieval only (the offline "
+                                             "answerer's use is glossary_fallback); DIGESTQA_GLOSSARY=0 turns it off.")
     chunk_tokens: int = Field(220, description="Max tokens (cl100k) per chunk; longer fields are split with overlap.")
     chunk_overlap: int = Field(40, description="Token overlap between consecutive windows of one field.")
     embed_batch: int = Field(32, description="Texts per embedding batch (length-sorted; 32 measured best on 2 cores).")
