@@ -40,11 +40,11 @@ class Settings(BaseModel):
                                                      "'e5-small-int4' or 'use-m-int8' (offline multilingual, extra "
                                                      "digestqa[multilingual]), 'openai:<model>' or "
                                                      "'st:<sentence-transformers name>' (DIGESTQA_EMBEDDER).")
-    dense: Literal["auto", "en", "all"] = Field("auto", description="Which passages get a dense vector: 'auto' = for the English-only MiniLM "
-                                           "only English text passages (Chinese text is mostly [UNK] to it and the "
-                                           "metadata passage is not prose; BM25 finds those), for other embedders "
-                                           "every text passage; 'en' = only English text passages; 'all' = every "
-                                           "passage (DIGESTQA_DENSE).")
+    dense: Literal["auto", "en", "all"] = Field(
+        "auto", description="Which passages get a dense vector: 'auto' = for the English-only MiniLM only English "
+                            "text passages (Chinese text is mostly [UNK] to it and the metadata passage is not "
+                            "prose; BM25 finds those), for other embedders every text passage; 'en' = only English "
+                            "text passages; 'all' = every passage (DIGESTQA_DENSE).")
     glossary: bool = Field(True, description="Chinese questions: add the English index words of the hand-written "
                                              "zh->en research glossary (rag/glossary.py) to retrieval (BM25, and the "
                                              "dense query of an English-only embedder). Retrieval only (the offline "
