@@ -65,3 +65,12 @@ mark { background: #fef08a; color: inherit; padding: 0 1px; border-radius: 2px; 
 #dq-table td, #dq-table th, #dq-table span { font-family: var(--font); font-size: 0.88rem; }
 .dq-stats-info { font-size: 0.78em; color: var(--body-text-color-subdued); margin-top: 6px; overflow-wrap: anywhere; }
 """
+
+# What's new view (ui/whatsnew.py)
+CSS += """
+.dq-whatsnew ol { padding-left: 1.4em; }
+.dq-wn-item { margin: 0 0 .8em 0; }
+.dq-wn-meta { color: #64748b; font-size: .85em; }
+.dq-wn-sentence { font-size: .92em; margin-top: .15em; }
+.dq-wn-why { color: #64748b; font-size: .8em; }
+"""
