@@ -5,6 +5,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,12 +36,19 @@ class Settings(BaseModel):
                                        "(--index, DIGESTQA_INDEX).")
     chroma_url: str | None = Field(None, description="Chroma server URL; uses chromadb.HttpClient instead "
                                                      "of the embedded PersistentClient (--chroma-url, DIGESTQA_CHROMA_URL).")
-    embedder: str = Field("minilm-onnx", description="Embedding model: 'minilm-onnx' (offline default), "
-                                                     "'openai:<model>' or 'st:<sentence-transformers name>' (DIGESTQA_EMBEDDER).")
-    dense: str = Field("auto", description="Which passages get a dense vector: 'auto' = for the English-only MiniLM "
-                                           "only English text passages (Chinese text is mostly [UNK] to it and the "
-                                           "metadata passage is not prose; BM25 finds those), for other embedders "
-                                           "every text passage; 'all' = every passage.")
+    embedder: str = Field("minilm-onnx", description="Embedding model: 'minilm-onnx' (offline default, English), "
+                                                     "'e5-small-int4' or 'use-m-int8' (offline multilingual, extra "
+                                                     "digestqa[multilingual]), 'openai:<model>' or "
+                                                     "'st:<sentence-transformers name>' (DIGESTQA_EMBEDDER).")
+    dense: Literal["auto", "en", "all"] = Field(
+        "auto", description="Which passages get a dense vector: 'auto' = for the English-only MiniLM only English "
+                            "text passages (Chinese text is mostly [UNK] to it and the metadata passage is not "
+                            "prose; BM25 finds those), for other embedders every text passage; 'en' = only English "
+                            "text passages; 'all' = every passage (DIGESTQA_DENSE).")
+    glossary: bool = Field(True, description="Chinese questions: add the English index words of the hand-written "
+                                             "zh->en research glossary (rag/glossary.py) to retrieval (BM25, and the "
+                                             "dense query of an English-only embedder). Retrieval only (the offline "
+                                             "answerer's use is glossary_fallback); DIGESTQA_GLOSSARY=0 turns it off.")
     chunk_tokens: int = Field(220, description="Max tokens (cl100k) per chunk; longer fields are split with overlap.")
     chunk_overlap: int = Field(40, description="Token overlap between consecutive windows of one field.")
     embed_batch: int = Field(32, description="Texts per embedding batch (length-sorted; 32 measured best on 2 cores).")
@@ -76,6 +84,8 @@ class Settings(BaseModel):
             "index_dir": env.get("DIGESTQA_INDEX"),
             "chroma_url": env.get("DIGESTQA_CHROMA_URL"),
             "embedder": env.get("DIGESTQA_EMBEDDER"),
+            "dense": env.get("DIGESTQA_DENSE"),
+            "glossary": env.get("DIGESTQA_GLOSSARY"),
             "answerer": env.get("DIGESTQA_ANSWERER"),
             "model": env.get("DIGESTQA_MODEL"),
             "openai_api_key": env.get("OPENAI_API_KEY"),
@@ -105,7 +115,7 @@ class Settings(BaseModel):
             return True
         if field == "meta":
             return False
-        return lang == "en" or not self.embedder.startswith("minilm")
+        return lang == "en" or (self.dense == "auto" and not self.embedder.startswith("minilm"))
 
     def llm_choice(self) -> tuple[str, str]:
         """(answerer, reason) — which answerer will run and why, never silently."""
