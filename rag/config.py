@@ -20,6 +20,14 @@ def schema_change(old: int) -> str:
     return ", ".join(SCHEMA_CHANGES[v] for v in range(old + 1, SCHEMA_VERSION + 1) if v in SCHEMA_CHANGES)
 
 
+def _switch(value: str | None) -> str | None:
+    """An on/off/auto environment value (1/true/yes = on, 0/false/no = off)."""
+    if value is None:
+        return None
+    v = value.strip().lower()
+    return "on" if v in ("1", "true", "yes", "on") else "off" if v in ("0", "false", "no", "off") else v
+
+
 def _default_index_dir() -> str:
     from platformdirs import user_data_dir
 
@@ -45,10 +53,12 @@ class Settings(BaseModel):
                             "text passages (Chinese text is mostly [UNK] to it and the metadata passage is not "
                             "prose; BM25 finds those), for other embedders every text passage; 'en' = only English "
                             "text passages; 'all' = every passage (DIGESTQA_DENSE).")
-    glossary: bool = Field(True, description="Chinese questions: add the English index words of the hand-written "
-                                             "zh->en research glossary (rag/glossary.py) to retrieval (BM25, and the "
-                                             "dense query of an English-only embedder). Retrieval only (the offline "
-                                             "answerer's use is glossary_fallback); DIGESTQA_GLOSSARY=0 turns it off.")
+    glossary: Literal["auto", "on", "off"] = Field(
+        "auto", description="The hand-written zh->en research glossary (rag/glossary.py), a fallback for Chinese "
+                            "questions over English text when the embedder cannot bridge the languages: it adds the "
+                            "English index words of the question's research terms to retrieval and lets the offline "
+                            "answerer match them. 'auto' = on with the English-only MiniLM, off with a multilingual "
+                            "embedder (measured: no gain with e5); 'on'/'off' force it (DIGESTQA_GLOSSARY).")
     chunk_tokens: int = Field(220, description="Max tokens (cl100k) per chunk; longer fields are split with overlap.")
     chunk_overlap: int = Field(40, description="Token overlap between consecutive windows of one field.")
     embed_batch: int = Field(32, description="Texts per embedding batch (length-sorted; 32 measured best on 2 cores).")
@@ -59,9 +69,6 @@ class Settings(BaseModel):
     answer_dense: bool = Field(False, description="Let the offline answerer rank sentences by sentence-vector "
                                                   "similarity (the index's embedder) as well as by the question's "
                                                   "words (rag/qa/dense.py).")
-    glossary_fallback: bool = Field(True, description="With an English-only embedder, let the offline answerer "
-                                                      "match Chinese question words to English text through the "
-                                                      "built-in zh->en research glossary (rag/glossary.py).")
     answerer: str = Field("auto", description="'auto' (LLM when OPENAI_API_KEY or OPENAI_BASE_URL is set, else "
                                               "extractive), 'llm' or 'extractive' (--answerer, DIGESTQA_ANSWERER).")
     model: str = Field("gpt-4o-mini", description="Chat model name for the LLM answerer (DIGESTQA_MODEL).")
@@ -85,7 +92,7 @@ class Settings(BaseModel):
             "chroma_url": env.get("DIGESTQA_CHROMA_URL"),
             "embedder": env.get("DIGESTQA_EMBEDDER"),
             "dense": env.get("DIGESTQA_DENSE"),
-            "glossary": env.get("DIGESTQA_GLOSSARY"),
+            "glossary": _switch(env.get("DIGESTQA_GLOSSARY")),
             "answerer": env.get("DIGESTQA_ANSWERER"),
             "model": env.get("DIGESTQA_MODEL"),
             "openai_api_key": env.get("OPENAI_API_KEY"),
@@ -116,6 +123,13 @@ class Settings(BaseModel):
         if field == "meta":
             return False
         return lang == "en" or (self.dense == "auto" and not self.embedder.startswith("minilm"))
+
+    @property
+    def uses_glossary(self) -> bool:
+        """Whether the zh->en glossary is in use (see ``glossary``)."""
+        if self.glossary == "auto":
+            return self.embedder.startswith("minilm")
+        return self.glossary == "on"
 
     def llm_choice(self) -> tuple[str, str]:
         """(answerer, reason) — which answerer will run and why, never silently."""

@@ -176,5 +176,6 @@ def test_glossary_and_dense_from_env(monkeypatch):
     monkeypatch.setenv("DIGESTQA_GLOSSARY", "0")
     monkeypatch.setenv("DIGESTQA_DENSE", "en")
     s = Settings.from_env(index_dir="/x")
-    assert s.glossary is False and s.dense == "en"
-    assert Settings(index_dir="/x").glossary is True  # today's behaviour stays the default
+    assert s.glossary == "off" and not s.uses_glossary and s.dense == "en"
+    assert Settings(index_dir="/x").uses_glossary  # on with the English-only default embedder ...
+    assert not Settings(index_dir="/x", embedder="e5-small-int4").uses_glossary  # ... off with a multilingual one

@@ -99,7 +99,7 @@ def test_glossary_setting_switches_the_expansion_off(tmp_settings, shared_dir):
     api.ingest([shared_dir / "seeds" / "001_855b5c13d526e93a.txt"], tmp_settings)  # English table, no zh text
     question = "哪篇论文把知识蒸馏用于搜索相关性？"
     on, _ = search_chunks(question, tmp_settings, Filters())
-    off, _ = search_chunks(question, tmp_settings.model_copy(update={"glossary": False}), Filters())
+    off, _ = search_chunks(question, tmp_settings.model_copy(update={"glossary": "off"}), Filters())
     assert len(on) == 3 and len(off) == 2  # dense + BM25 (+ BM25 over the glossary's English words)
     assert on[0][0] == 0.5 and off[0][0] == 0.3  # MiniLM's dense side: English terms, or the raw question
 
