@@ -24,6 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CI gate file (default: eval/thresholds.toml; skipped for --limit / custom --questions)")
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N questions, for debugging "
                                                                "(default: all)")
+    parser.add_argument("--set", dest="sets", action="append", metavar="NAME",
+                        help="bundled set(s) to run: sample-dev, sample-test, corpora-dev, corpora-test, or a corpus "
+                             "name (sample, corpora) for both its splits; default: all (repeatable)")
+    parser.add_argument("--split", choices=("dev", "test"), help="only this split of the bundled sets "
+                                                                  "(default: both)")
+    parser.add_argument("--shared", metavar="DIR",
+                        help="shared data dir holding corpora/ for the corpora sets (default: DIGESTQA_SHARED or "
+                             "../shared beside the checkout)")
+    parser.add_argument("--require-all", action="store_true",
+                        help="fail (exit 2) when a selected set's corpus is missing instead of skipping it (CI)")
 
 
 def _progress_bars(stage_of):
@@ -69,20 +79,23 @@ def _run_beir(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _gate(args: argparse.Namespace, report: dict) -> int:
+def _gate(args: argparse.Namespace, reports: dict[str, dict]) -> int:
+    """Check each set's report against its section of the thresholds file (``[<set name>.overall]`` ...)."""
     from .thresholds import gate, load_thresholds
 
-    if not args.thresholds and (args.limit or args.questions):
+    if not args.thresholds and (args.limit or args.questions or args.corpus):
         print("threshold gate skipped (partial or custom question set; pass --thresholds FILE to force it)")
         return 0
     try:
-        fails = gate(report, load_thresholds(args.thresholds))
+        limits = load_thresholds(args.thresholds)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    label = (lambda n: f"{n}: ") if len(reports) > 1 else (lambda n: "")  # noqa: E731
+    fails = [f"{label(name)}{f}" for name, report in reports.items() for f in gate(report, limits.get(name, limits))]
     for f in fails:
         print(f"THRESHOLD FAILED: {f}")
-    print("thresholds: FAIL" if fails else "thresholds: pass")
+    print("thresholds: FAIL" if fails else f"thresholds: pass ({', '.join(reports)})")
     return 1 if fails else 0
 
 
@@ -101,6 +114,42 @@ def _compare(args: argparse.Namespace, rep) -> int:
     return 0
 
 
+def _selected_sets(args: argparse.Namespace):
+    from .sets import CORPORA, bundled_sets
+
+    wanted = args.sets or []
+    bad = [w for w in wanted if w not in CORPORA and w not in {s.name for s in bundled_sets()}]
+    if bad:
+        raise ValueError(f"unknown set {', '.join(bad)}: choose from {', '.join(s.name for s in bundled_sets())} "
+                         f"or {', '.join(CORPORA)}")
+    split = (args.split,) if args.split else None
+    return [s for s in bundled_sets(splits=split) if not wanted or s.name in wanted or s.corpus in wanted]
+
+
+def _run_suite(args: argparse.Namespace, settings: Settings) -> int:
+    """The bundled dev/test sets side by side (the default ``digestqa eval``)."""
+    from .harness import default_out_dir, load_report
+    from .sets import find_shared
+    from .suite import run_suite, summary_rows
+
+    try:
+        sets = _selected_sets(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    shared = find_shared(args.shared)
+    rep = run_suite(settings, Path(args.out) if args.out else default_out_dir(), sets, shared,
+                    _progress_bars(lambda msg: "questions"), args.limit)
+    print("\n".join(summary_rows(rep)))
+    for name, why in rep.skipped.items():
+        print(f"{name}: skipped, {why}")
+    print(f"\nwrote {rep.summary_md} and a report per set under {rep.out_dir}")
+    if rep.skipped and args.require_all:
+        print("error: --require-all and some sets were skipped", file=sys.stderr)
+        return 2
+    return _gate(args, {n: load_report(r.report_json) for n, r in rep.reports.items()})
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the eval (or BEIR) described by ``args``; 0 ok, 1 threshold failure, 2 bad input."""
     from .harness import load_report, run_eval
@@ -110,6 +159,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.beir:
         return _run_beir(args, settings)
+    if not (args.questions or args.corpus or getattr(args, "index", None) or args.retrieval_only or args.judge):
+        return _run_suite(args, settings)
     if args.judge and (why := unavailable_reason(settings)):
         print(why)
     corpus, temp = _corpus_plan(args)
@@ -124,7 +175,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print("\n".join(overall_table(rep.metrics) + [""] + kind_table(rep.per_kind)))
     print(f"\nwrote {rep.answers}, {rep.report_json}, {rep.report_md}, {rep.plot}")
     code = _compare(args, rep) if args.compare else 0
-    return code or _gate(args, load_report(rep.report_json))
+    return code or _gate(args, {"sample-dev": load_report(rep.report_json)})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,8 @@ Per-question metrics are ``None`` when they do not apply; aggregates average the
 - ``citation_validity``: share of citations whose paper is among the retrieved sources; questions with citations.
 - ``fact_recall``: share of ``facts`` regexes found in the answer text; answerable questions with facts.
 - ``abstention_accuracy``: unanswerable -> abstained, answerable -> not abstained; all questions.
+- ``false_abstention``: abstained although answerable (its mean is the false-abstention rate); answerable only.
+- ``parts_answered``: every fact found (one fact regex per part); ``multipart`` questions only.
 - ``language_match``: detected answer language == question ``lang`` (CJK chars vs Latin words); all
   questions except bare ``CANNOT_ANSWER`` abstentions without any text.
 - ``support``: mean citation support (0..1); questions with citations.
@@ -32,10 +34,13 @@ METRIC_SCOPE: dict[str, str] = {
     "mrr": "answerable with must", "ndcg@10": "answerable with must",
     "citation_recall": "answerable with must", "citation_precision": "with citations",
     "citation_validity": "with citations", "fact_recall": "answerable with facts",
-    "abstention_accuracy": "all", "language_match": "all but bare abstentions", "support": "with citations",
+    "abstention_accuracy": "all", "false_abstention": "answerable (rate; lower is better)",
+    "parts_answered": "multipart (all parts' facts found)",
+    "language_match": "all but bare abstentions", "support": "with citations",
     "latency_p50_ms": "all", "latency_p95_ms": "all",
 }
 RETRIEVAL_METRICS = ("hit@1", "hit@5", "recall@5", "mrr", "ndcg@10")
+LOWER_IS_BETTER = ("false_abstention",)  # and every *_ms metric
 QUALITY_METRICS = ("hit@5", "citation_recall", "citation_precision", "fact_recall",
                    "abstention_accuracy", "language_match")
 
@@ -153,9 +158,10 @@ def citation_validity(citations: list[Mapping[str, Any]], sources: list[Mapping[
 
 
 def fact_hits(facts: list[str], text: str) -> list[bool]:
-    """Which fact regexes occur in the text (raw or NFKC-normalised)."""
+    """Which fact regexes occur in the text (raw or NFKC-normalised). Each is also tried with ASCII ``\\b`` /
+    ``\\w``, so ``\\b718\\b`` finds "718个" in Chinese text (Unicode ``\\w`` counts CJK characters as letters)."""
     alt = unicodedata.normalize("NFKC", text or "")
-    return [bool(re.search(f, text or "") or re.search(f, alt)) for f in facts]
+    return [any(re.search(f, t, flags) for t in (text or "", alt) for flags in (0, re.ASCII)) for f in facts]
 
 
 def question_metrics(q: Mapping[str, Any], answer: Mapping[str, Any],
@@ -172,6 +178,9 @@ def question_metrics(q: Mapping[str, Any], answer: Mapping[str, Any],
     m["citation_validity"] = citation_validity(cites, sources) if cites else None
     m["fact_recall"] = (sum(fact_hits(facts, answer.get("answer", ""))) / len(facts)) if answerable and facts else None
     m["abstention_accuracy"] = float(is_abstention(answer) != answerable)
+    m["false_abstention"] = float(is_abstention(answer)) if answerable else None
+    m["parts_answered"] = (float(all(fact_hits(facts, answer.get("answer", ""))))
+                           if answerable and q.get("kind") == "multipart" and facts else None)
     lang = detect_lang(answer.get("answer", ""))
     m["language_match"] = None if lang == "none" and is_abstention(answer) else float(lang == q["lang"])
     sup = [float(c.get("support", 0.0)) for c in cites]

@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-KINDS = ("fact", "list", "attribution", "related", "crosslingual", "metadata", "unanswerable", "disambiguation")
+KINDS = ("fact", "list", "attribution", "related", "crosslingual", "metadata", "unanswerable", "disambiguation",
+         "multipart", "compare")
 LANGS = ("en", "zh")
 FIELDS = ("id", "question", "lang", "kind", "must", "gold", "facts", "answerable")
 
@@ -41,10 +42,10 @@ class QuestionFileError(ValueError):
 
 
 def default_questions_path() -> Path:
-    """The bundled question set (package data ``eval/questions.jsonl``)."""
-    from importlib.resources import files
+    """The default question file: the bundled sample's dev set (package data ``eval/sets/sample-dev.jsonl``)."""
+    from .sets import set_path
 
-    return Path(str(files("eval") / "questions.jsonl"))
+    return set_path("sample-dev")
 
 
 def _check_str_list(obj: dict, key: str) -> list[str]:
@@ -102,6 +103,8 @@ def _check_semantics(obj: dict) -> list[str]:
         probs.append("an unanswerable question cannot have 'must' refs or 'facts' (put related papers in 'gold')")
     if obj["answerable"] and not (obj["must"] or obj["facts"]):
         probs.append("an answerable question needs at least one 'must' ref or 'fact'")
+    if obj["kind"] == "multipart" and len(obj["facts"]) < 2:
+        probs.append("a multipart question needs one fact regex per part (at least 2)")
     return probs
 
 

@@ -4,7 +4,7 @@ Format (``eval/thresholds.toml``)::
 
     [overall]
     "hit@5" = 0.9            # minimum
-    latency_p95_ms = 5000    # keys ending in _ms are maxima
+    latency_p95_ms = 5000    # keys ending in _ms (and false_abstention) are maxima
 
     [kind.fact]
     fact_recall = 0.6
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Mapping
+
+from .metrics import LOWER_IS_BETTER
 
 
 def default_thresholds_path() -> Path:
@@ -38,7 +40,7 @@ def _check(scope: str, metrics: Mapping[str, Any], limits: Mapping[str, Any]) ->
         val = metrics.get(name)
         if val is None:
             continue  # metric not applicable in this run (e.g. retrieval-only)
-        is_max = name.endswith("_ms")
+        is_max = name.endswith("_ms") or name in LOWER_IS_BETTER
         if (val > limit) if is_max else (val < limit):
             word = "above maximum" if is_max else "below threshold"
             fails.append(f"{scope} {name} = {val:.4f} is {word} {limit}")

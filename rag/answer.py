@@ -14,14 +14,13 @@ from dataclasses import replace
 from typing import Iterator
 
 from . import extractive
-from .cite import build_citations
+from .cite import build_citations, claims
 from .config import Settings
 from .prompts import render
+from .qa.followup import resolve
 from .types import CANNOT_ANSWER, Answer, Filters, Hit
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
-_ANAPHORA = re.compile(r"\b(?:it|its|they|them|their|this|that|these|those|the paper|the method|same)\b|"
-                       r"它|它们|其|该|这篇|那篇|这些|这个|上述|同一", re.I)
 _HISTORY_TURNS = 3
 LIST_TOP_K = 10
 _ABSTAIN_NOTE = {"en": "The sources do not contain the answer.", "zh": "检索到的来源中没有答案。"}
@@ -36,34 +35,22 @@ def language(question: str) -> str:
     return "zh" if _CJK.search(question) else "en"
 
 
-def is_followup(question: str) -> bool:
-    """Short or anaphoric questions lean on the previous turn."""
-    words = len(question.split()) if language(question) == "en" else len(_CJK.findall(question)) // 2
-    return words < 5 or bool(_ANAPHORA.search(question))
-
-
-def retrieval_query(question: str, history: list[tuple[str, str]]) -> str:
-    """The question, plus the previous question when this one is a follow-up."""
-    if history and is_followup(question):
-        return f"{question} {history[-1][0]}"
-    return question
-
-
 def answer_stream(question: str, settings: Settings, filters: Filters,
-                  history: list[tuple[str, str]]) -> Iterator[str | Answer]:
+                  history: list) -> Iterator[str | Answer]:
     """Yield text deltas as they are produced, then the final :class:`Answer`."""
-    from .retrieve import retrieve_hits
+    from .retrieve import names_indexed_paper, retrieve_hits
 
     t0 = time.perf_counter()
     answerer, reason = settings.llm_choice()
-    query = retrieval_query(question, history)
-    hits = list(retrieve_hits(query, settings, _list_filters(question, answerer, settings, filters)))
+    res = resolve(question, history, lambda q: names_indexed_paper(q, settings)) if history else resolve(question, [])
+    asked = res.question
+    hits = list(retrieve_hits(asked, settings, _list_filters(asked, answerer, settings, filters)))
     t1 = time.perf_counter()
     meta = {"model": settings.model if answerer == "llm" else None}
     if answerer == "llm":
-        deltas = llm_deltas(question, hits, settings, history, meta)
+        deltas = llm_deltas(asked, hits, settings, history, meta)
     else:
-        deltas = iter(extractive.answer_lines(question, hits, terms_from=query))
+        deltas = iter(extractive.answer_lines(asked, hits, **offline_helpers(asked, settings)))
     parts: list[str] = []
     for d in deltas:
         parts.append(d)
@@ -74,8 +61,28 @@ def answer_stream(question: str, settings: Settings, filters: Filters,
         text = text.strip() + note
         yield note
     t2 = time.perf_counter()
-    yield finish(question, text, hits, answerer, meta["model"], settings, reason,
-                 {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000})
+    answer = finish(question, text, hits, answerer, meta["model"], settings, reason,
+                    {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000})
+    yield replace(answer, interpreted=asked if res.followup else "")
+
+
+def offline_helpers(question: str, settings: Settings) -> dict:
+    """What the extractive answerer may use besides the hits: corpus term statistics of the index, sentence
+    vectors from the index's embedder (``answer_dense``), and with an English-only embedder the zh->en
+    glossary as a bridge for Chinese questions over English text."""
+    from .retrieve import term_stats
+
+    helpers = {"stats": term_stats(settings)}
+    if settings.answer_dense and helpers["stats"] is not None:
+        from .embed import get_embedder
+        from .qa.dense import scorer_for
+
+        helpers["dense"] = scorer_for(get_embedder(settings), settings.embedder)
+    if settings.glossary_fallback and settings.embedder.startswith("minilm"):
+        from .glossary import bridge
+
+        helpers["bridge"] = bridge(question)
+    return helpers
 
 
 def _list_filters(question: str, answerer: str, settings: Settings, filters: Filters) -> Filters:
@@ -96,7 +103,7 @@ def _digest_date_filter(question: str, filters: Filters) -> Filters:
     if filters.since or filters.until or not extractive.is_list_question(question) \
             or not _DIGEST_CUE.search(question):
         return filters
-    dates = {t.key for t in extractive.date_terms(question)}
+    dates = {t.key for t in extractive.date_terms(question)[0]}
     if len(dates) != 1:
         return filters
     day = dates.pop()
@@ -111,7 +118,8 @@ def finish(question: str, text: str, hits: list[Hit], answerer: str, model: str 
     citations, dropped = build_citations(text, hits)
     return Answer(question=question, text=text, abstained=abstained, answerer=answerer, model=model,
                   embedder=settings.embedder, citations=() if abstained else citations, sources=tuple(hits),
-                  timings_ms=timings, dropped_citations=dropped, reason=reason)
+                  timings_ms=timings, dropped_citations=dropped, reason=reason,
+                  claims=() if abstained else claims(text, hits))
 
 
 # ------------------------------------------------------------------------------------------ LLM answerer
@@ -122,25 +130,33 @@ def _fence(text: str) -> str:
     return re.sub(r"</?\s*sources\s*>", "[tag removed]", text, flags=re.I)
 
 
-def source_blocks(hits: list[Hit]) -> str:
-    """Numbered source blocks: title, arXiv ID, field, date and fenced passages."""
-    blocks = []
-    for i, h in enumerate(hits, 1):
-        passages = "\n".join(f"({p.field})\n```\n{_fence(p.text)}\n```" for p in h.passages)
-        blocks.append(render("source_block", n=i, title=_fence(h.title), arxiv_id=h.arxiv_id or "none",
-                             categories=", ".join(h.categories) or "unknown", date=h.date or "unknown",
-                             passages=passages or "(no passages)"))
-    return "\n".join(blocks)
+def source_blocks(hits: list[Hit], question: str = "", settings: Settings | None = None, **helpers) -> str:
+    """Numbered source blocks: title, a header (id, date, authors, venue) and the source's best sentences for
+    the question within ``settings.llm_context_tokens`` (see :mod:`rag.qa.context`); all fenced as data."""
+    from .chunk import encoding
+    from .qa.context import build
+
+    budget = (settings or Settings(index_dir=".")).llm_context_tokens
+    enc = encoding()
+    ctxs = build(question, hits, budget, lambda t: len(enc.encode(t, disallowed_special=())), **helpers)
+    return "\n\n".join(render("source_block", n=c.n, title=_fence(c.hit.title), header=_fence(c.header),
+                               text=_fence(" ".join(c.lines()) or "(no text)")) for c in ctxs)
 
 
-def messages(question: str, hits: list[Hit], history: list[tuple[str, str]]) -> list[dict[str, str]]:
+def _turn_text(turn) -> tuple[str, str]:
+    """(question, answer text) of a chat turn: an :class:`Answer` or a (question, answer) pair."""
+    return (turn.question, turn.text) if isinstance(turn, Answer) else turn
+
+
+def messages(question: str, hits: list[Hit], history: list, settings: Settings | None = None,
+             **helpers) -> list[dict[str, str]]:
     """System rules, the last few chat turns, then the sources and the question."""
     lang = "Chinese (简体中文)" if language(question) == "zh" else "English"
     msgs = [{"role": "system", "content": render("answer_system", cannot_answer=CANNOT_ANSWER)}]
-    for q, a in history[-_HISTORY_TURNS:]:
+    for q, a in map(_turn_text, history[-_HISTORY_TURNS:]):
         msgs += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-    msgs.append({"role": "user", "content": render("answer_user", sources=source_blocks(hits), question=question,
-                                                   language=lang, cannot_answer=CANNOT_ANSWER)})
+    sources = source_blocks(hits, question, settings, **helpers)
+    msgs.append({"role": "user", "content": render("answer_user", sources=sources, question=question, language=lang)})
     return msgs
 
 
@@ -152,17 +168,18 @@ def client(settings: Settings):
                   timeout=settings.llm_timeout, max_retries=settings.llm_retries)
 
 
-def llm_deltas(question: str, hits: list[Hit], settings: Settings, history: list[tuple[str, str]],
+def llm_deltas(question: str, hits: list[Hit], settings: Settings, history: list,
                meta: dict) -> Iterator[str]:
     """Stream the model's answer; ``meta['model']`` is updated with the model the server reports."""
     if not hits:
-        yield CANNOT_ANSWER + "\n" + extractive.render(extractive.Plan(language(question), no_sources=True))[1]
+        yield "".join(extractive.answer_lines(question, []))
         return
     import openai
 
     try:
         stream = client(settings).chat.completions.create(
-            model=settings.model, messages=messages(question, hits, history), temperature=settings.temperature,
+            model=settings.model, temperature=settings.temperature,
+            messages=messages(question, hits, history, settings, **offline_helpers(question, settings)),
             max_tokens=settings.max_answer_tokens, stream=True)
         for chunk in stream:
             meta["model"] = getattr(chunk, "model", None) or meta["model"]

@@ -114,7 +114,7 @@ def retrieve(question: str, settings: Settings | None = None, filters: Filters |
 
 
 def ask(question: str, settings: Settings | None = None, filters: Filters | None = None,
-        history: list[tuple[str, str]] | None = None) -> Answer:
+        history: list | None = None) -> Answer:
     """Retrieve and answer with citations (no streaming)."""
     answer = None
     for item in ask_stream(question, settings, filters, history):
@@ -125,10 +125,11 @@ def ask(question: str, settings: Settings | None = None, filters: Filters | None
 
 
 def ask_stream(question: str, settings: Settings | None = None, filters: Filters | None = None,
-               history: list[tuple[str, str]] | None = None) -> Iterator[str | Answer]:
+               history: list | None = None) -> Iterator[str | Answer]:
     """Yield answer text deltas as they arrive, then the final :class:`Answer`.
 
-    ``history`` is earlier (question, answer) turns of a chat; follow-up questions use it.
+    ``history`` is the chat so far: earlier :class:`Answer` objects (or (question, answer text) pairs). A
+    follow-up ("and who are its authors?", "它的作者是谁？") is resolved to the papers those answers cited.
     ``timings_ms`` has ``load`` (this process's first use of the index: see :func:`load`), ``retrieve``,
     ``answer`` and ``total`` (all three).
     """

@@ -34,9 +34,10 @@ CL100K_SPECIAL = {"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_midd
                   "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276}
 MAX_AUTHORS_CHARS = 990
 # Sentence ends: Chinese terminators (+ closing quote) with any following space, English
-# terminators followed by whitespace, or a blank line (single newlines are hard wraps, e.g. arXiv
-# abstracts in JSONL). Pieces keep their whitespace so they re-join losslessly.
-_SENT_BOUNDARY = re.compile(r"[。！？]+[”’」』）)]*\s*|[.!?]+[\"'”’)\]]*\s+|\n[ \t]*\n\s*")
+# terminators followed by whitespace, or a newline (parsers unwrap hard wraps, rag.text.unwrap, so
+# a newline left in a field ends a paragraph or a list item). Pieces keep their whitespace so they
+# re-join losslessly.
+_SENT_BOUNDARY = re.compile(r"[。！？]+[”’」』）)]*\s*|[.!?]+[\"'”’)\]]*\s+|\n\s*")
 _CLAUSES = "[^,.;，；。？！]+[,.;，；。？！]?|[,.;，；。？！]"
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 _AFFIL = re.compile(r"\s*\([^()]*\)")
@@ -268,11 +269,19 @@ def meta_text(paper: Paper) -> str:
     extra = dict(paper.extra)
     parts = [("arXiv", paper.arxiv_id), ("Authors", "; ".join(paper.authors)),
              ("Categories", ", ".join(paper.categories)), ("Comment", paper.comment), ("DOI", paper.doi),
-             ("Submitted", paper.published), ("Digest date", paper.date if paper.date != paper.published else None),
+             ("Submitted", paper.published), _digest_dates(paper),
              ("Code", paper.code_url), ("License", extra.get("license")), ("Score", extra.get("score"))]
     if not (paper.comment or paper.doi or paper.published or paper.code_url or paper.authors):
         return ""
     return ". ".join(f"{k}: {v}" for k, v in parts if v) + "."
+
+
+def _digest_dates(paper: Paper) -> tuple[str, str | None]:
+    """("Digest date", d) for one digest date, ("Digest dates", "d1, d2") when several digests listed the paper."""
+    dates = sorted({s.date for s in paper.sources if s.date})
+    if len(dates) > 1:
+        return "Digest dates", ", ".join(dates)
+    return "Digest date", paper.date if paper.date != paper.published else None
 
 
 def field_texts(paper: Paper) -> list[tuple[str, str]]:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 
 from .text import split_sentences
-from .types import Citation, Hit
+from .types import Citation, Claim, Hit
 
 MAX_RANGE = 10  # a range may expand to at most this many numbers
 MIN_TERMS = 3  # support of a sentence with fewer terms is scaled down
+SUPPORTED = 0.5  # a claim is supported when this share of its terms is in one cited source
+SUBSTANTIVE_TERMS = 8  # an uncited sentence with this many terms (or a number) is a claim without a source
 _MARKER = re.compile(r"[\[【]\s*(\d{1,6}(?:\s*[-–~,，、;；]\s*\d{1,6})*)\s*[\]】]")
 _PART = re.compile(r"(\d+)(?:\s*[-–~]\s*(\d+))?")
 _ONLY_MARKERS = re.compile(r"^(?:\s*" + _MARKER.pattern + r")+[\s.。]*$")
@@ -105,17 +107,31 @@ def _head(hit: Hit) -> str:
                       f"Categories: {' '.join(hit.categories)}"])
 
 
+def _support(sentences: list[str], ref: str) -> float:
+    return sum(overlap(s, ref) for s in sentences) / len(sentences)
+
+
 def _best_passage(sentences: list[str], hit: Hit) -> tuple[str, str, float]:
     """(field, passage text, support) of the hit passage best supporting the citing sentences."""
     best = ("", "", -1.0)
     head = _head(hit)
     for p in hit.passages:
-        ref = f"{head}\n{p.text}"
-        score = sum(overlap(s, ref) for s in sentences) / len(sentences)
+        score = _support(sentences, f"{head}\n{p.text}")
         if score > best[2]:
             best = (p.field, p.text, score)
     if best[2] < 0:  # a hit without passages: only its title can support
-        return "title", hit.title, sum(overlap(s, hit.title) for s in sentences) / len(sentences)
+        return "title", hit.title, _support(sentences, hit.title)
+    return best
+
+
+def best_sentence(sentences: list[str], passage: str, title: str = "") -> tuple[str, float]:
+    """(sentence of ``passage`` that best supports the citing sentences, its support); the title counts as
+    context for every sentence (it names what the sentence is about)."""
+    best = ("", 0.0)
+    for cand in split_sentences(passage) or [passage]:
+        score = _support(sentences, f"{title}\n{cand}" if title else cand)
+        if score > best[1] or not best[0]:
+            best = (cand, score)
     return best
 
 
@@ -142,7 +158,35 @@ def build_citations(text: str, hits: list[Hit] | tuple[Hit, ...]) -> tuple[tuple
             continue
         hit = hits[n - 1]
         field, passage, support = _best_passage(sents, hit)
+        evidence, ev_support = best_sentence(sents, passage, hit.title)
         cites.append(Citation(n=n, paper_id=hit.paper_id, arxiv_id=hit.arxiv_id, title=hit.title, url=hit.url,
-                              field=field, passage=passage, support=round(max(0.0, min(1.0, support)), 4)))
+                              field=field, passage=passage, support=_clamp(support), evidence=evidence,
+                              evidence_support=_clamp(ev_support)))
     cited = {c.n for c in cites}  # an end of a junk range like [1-1000] that is also cited as [1] is not dropped
     return tuple(cites), tuple(n for n in dict.fromkeys(dropped) if n not in cited)
+
+
+def _clamp(x: float) -> float:
+    return round(max(0.0, min(1.0, x)), 4)
+
+
+def _substantive(sentence: str) -> bool:
+    """Does an uncited sentence state something checkable (a number, or many content words)? Frames such as
+    "According to the retrieved digests:" and notes on what the sources lack do not."""
+    plain = strip_markers(sentence)
+    return bool(re.search(r"\d", re.sub(r"\b\d{4}\.\d{4,5}\b", "", plain))) or len(terms(plain)) >= SUBSTANTIVE_TERMS
+
+
+def claims(text: str, hits: list[Hit] | tuple[Hit, ...]) -> tuple[Claim, ...]:
+    """Every cited or substantive sentence of an answer with the best support one of its cited sources gives
+    it (passage + title/metadata); unsupported ones are kept and flagged, never dropped."""
+    out = []
+    for s in _sentences(text):
+        good, _ = _marker_numbers(s)
+        valid = [n for n in good if 1 <= n <= len(hits)]
+        if not valid and not _substantive(s):
+            continue
+        sup = max((_best_passage([s], hits[n - 1])[2] for n in valid), default=0.0)
+        out.append(Claim(text=strip_markers(s), cites=tuple(valid), support=_clamp(sup),
+                         supported=bool(valid) and sup >= SUPPORTED))
+    return tuple(out)

@@ -116,7 +116,7 @@ def filters_from(args: argparse.Namespace) -> Filters:
 
 # ---------------------------------------------------------------- ingest
 
-UNITS = {"parse": "files", "embed": "passages", "questions": "questions"}
+UNITS = {"parse": "files", "embed": "passages", "re-embed": "passages", "questions": "questions"}
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -139,13 +139,18 @@ class ProgressBars:
     def __call__(self, done: int, total: int, stage: str, note: str | None = None) -> None:
         from tqdm import tqdm
 
+        if stage in self.closed:
+            if done >= total:
+                return
+            self.closed.discard(stage)  # the stage starts again (the next file set, the next question set)
+            del self.bars[stage]
         bar = self.bars.get(stage)
         if bar is None:
             width = max(6, *map(len, self.units))
             bar = self.bars[stage] = tqdm(total=total, desc=f"{stage:>{width}}", unit=" " + self.units.get(stage, "items"),
                                           file=self.file, leave=True, dynamic_ncols=True, smoothing=0.1,
                                           mininterval=0.5)
-        if bar.disable or stage in self.closed:
+        if bar.disable:
             return
         bar.total = max(total, done)
         if note:
@@ -164,13 +169,16 @@ def _progress_bar(quiet: bool) -> Callable[[int, int, str], None] | None:
     return None if quiet else ProgressBars()
 
 
-def print_report(r: IngestReport, out=sys.stdout) -> None:
+def print_report(r: IngestReport, out=None) -> None:
+    out = out or sys.stdout  # looked up per call (not bound at import), so redirections apply
     embed_s = r.timings.get("embed", 0.0)
     rate = f" ({r.passages_embedded / embed_s:.1f}/s)" if r.passages_embedded and embed_s > 0 else ""
     print(f"files: {r.files} ({r.files_skipped} unchanged, skipped) | papers: {r.papers_new} new, "
           f"{r.papers_updated} updated, {r.papers_unchanged} unchanged | chunks: +{r.chunks_added} "
           f"-{r.chunks_removed} | embedded: {plural(r.passages_embedded, 'passage')}{rate} | "
           f"failures: {len(r.failures)} | {r.seconds:.1f} s", file=out)
+    for note in r.notes:
+        print(f"  note: {note}", file=out)
     for f in r.failures:
         print(f"  failed: {f}", file=out)
 
@@ -240,8 +248,14 @@ def _answer_settings(s: Settings) -> Settings:
     """The index to answer from: this one, or while it is empty the bundled sample's own index (built on
     first use), so the sample never mixes into the user's digests."""
     from . import api
+    from .config import SCHEMA_VERSION, schema_change
 
-    if api.stats(s)["papers"]:
+    st = api.stats(s)
+    if st["schema"] < SCHEMA_VERSION:
+        print(f"note: index {s.index_dir} was built by schema {st['schema']}: answering from it; the next "
+              f"`digestqa ingest` re-embeds its {plural(st['papers'], 'paper')} ({schema_change(st['schema'])})",
+              file=sys.stderr)
+    if st["papers"]:
         return s
     sample = api.sample_settings(s)
     if api.stats(sample)["papers"]:
@@ -264,8 +278,16 @@ def format_answer(a: Answer) -> str:
         mark = "*" if h.rank in cited else " "
         ident = h.arxiv_id or h.paper_id
         lines.append(f" {mark}[{h.rank}] {h.title} ({ident}{', ' + h.date if h.date else ''})")
+    if a.citations:
+        lines.append("Evidence (the cited sentence, its support):")
     for c in a.citations:
-        lines.append(f"  [{c.n}] support {c.support:.2f} ({c.field}): {_clip(c.passage, 160)}")
+        lines.append(f"  [{c.n}] {c.evidence_support:.2f} ({c.field}): {_clip(c.evidence or c.passage, 200)}")
+    if a.unsupported:
+        lines.append("Unsupported (not backed by the cited source; check before use):")
+        lines += [f"  ! {_clip(c.text, 200)}" + (f" [cites {', '.join(map(str, c.cites))}]" if c.cites
+                                                 else " [no citation]") for c in a.unsupported]
+    if a.interpreted:
+        lines.append(f"(answered as: {a.interpreted})")
     if a.dropped_citations:
         lines.append(f"  dropped citation numbers that match no source: {list(a.dropped_citations)}")
     model = f" ({a.model})" if a.model else ""
@@ -311,7 +333,7 @@ def cmd_chat(args, s: Settings) -> int:
     d = api.describe(s)
     print(f"digestqa chat — answerer: {d['answerer']} ({d['reason']}), embedder: {d['embedder']}.\n"
           "Type a question; /sources shows the last sources, /clear forgets the history, /quit exits.")
-    history: list[tuple[str, str]] = []
+    history: list[Answer] = []
     last: Answer | None = None
     while True:
         try:
@@ -329,7 +351,7 @@ def cmd_chat(args, s: Settings) -> int:
             continue
         if q:
             last = _stream_answer(q, s, filters_from(args), history)
-            history.append((q, last.text))
+            history.append(last)
             print(f"  ({plural(len(last.citations), 'citation')}; /sources for details)")
 
 

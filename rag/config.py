@@ -8,7 +8,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 3  # bump when chunk text/metadata layout changes
+SCHEMA_VERSION = 4  # bump when chunk text/metadata layout changes, and say why in SCHEMA_CHANGES
+# What each schema version changed (an index built by an older one is re-embedded on the next
+# ingest with this reason: see rag.ingest).
+SCHEMA_CHANGES = {2: "metadata passages", 3: "dense vectors for English text only", 4: "text unwrapped"}
+
+
+def schema_change(old: int) -> str:
+    """Why an index built by schema ``old`` is rebuilt: the changes of every later version."""
+    return ", ".join(SCHEMA_CHANGES[v] for v in range(old + 1, SCHEMA_VERSION + 1) if v in SCHEMA_CHANGES)
 
 
 def _default_index_dir() -> str:
@@ -40,6 +48,12 @@ class Settings(BaseModel):
     candidates: int = Field(40, description="Chunks fetched from each of dense and BM25 before fusion.")
     rrf_k: int = Field(60, description="Reciprocal rank fusion constant.")
     bm25_tokenizer: str = Field("bigram", description="Chinese tokenisation for BM25: 'bigram' (CJK bigrams) or 'jieba'.")
+    answer_dense: bool = Field(False, description="Let the offline answerer rank sentences by sentence-vector "
+                                                  "similarity (the index's embedder) as well as by the question's "
+                                                  "words (rag/qa/dense.py).")
+    glossary_fallback: bool = Field(True, description="With an English-only embedder, let the offline answerer "
+                                                      "match Chinese question words to English text through the "
+                                                      "built-in zh->en research glossary (rag/glossary.py).")
     answerer: str = Field("auto", description="'auto' (LLM when OPENAI_API_KEY or OPENAI_BASE_URL is set, else "
                                               "extractive), 'llm' or 'extractive' (--answerer, DIGESTQA_ANSWERER).")
     model: str = Field("gpt-4o-mini", description="Chat model name for the LLM answerer (DIGESTQA_MODEL).")
@@ -48,7 +62,10 @@ class Settings(BaseModel):
     llm_timeout: float = Field(60.0, description="Seconds before an LLM request times out.")
     llm_retries: int = Field(3, description="Retries with exponential backoff on 429/5xx/timeouts.")
     temperature: float = Field(0.0, description="Sampling temperature for the LLM answerer.")
-    max_answer_tokens: int = Field(600, description="Max tokens the LLM may generate.")
+    max_answer_tokens: int = Field(400, description="Max tokens the LLM may generate.")
+    llm_context_tokens: int = Field(900, description="Token budget (cl100k) of the sources sent to the LLM: each "
+                                                     "source's header, then its best sentences for the question "
+                                                     "(small local models read ~100 prompt tokens/s on 2 cores).")
     upload_max_mb: float = Field(50.0, description="Largest upload the UI accepts, in MB.")
     max_file_mb: float = Field(64.0, description="Digest files larger than this are refused at ingest, in MB.")
 
@@ -70,7 +87,13 @@ class Settings(BaseModel):
     @property
     def collection_name(self) -> str:
         """Derived from embedder + chunk settings, so a stale index is never reused."""
-        key = f"{self.embedder}|{self.chunk_tokens}|{self.chunk_overlap}|{self.dense}|v{SCHEMA_VERSION}"
+        return self.collection_name_at(SCHEMA_VERSION)
+
+    def collection_name_at(self, version: int) -> str:
+        """The collection name these settings had under schema ``version`` (before 3 the key
+        had no ``dense`` part), to find an index an older digestqa built."""
+        dense = f"|{self.dense}" if version >= 3 else ""
+        key = f"{self.embedder}|{self.chunk_tokens}|{self.chunk_overlap}{dense}|v{version}"
         if self.bm25_tokenizer != "bigram":  # stored BM25 tokens depend on it
             key += f"|{self.bm25_tokenizer}"
         slug = re.sub(r"[^a-zA-Z0-9]+", "-", self.embedder).strip("-")[:40]

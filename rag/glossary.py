@@ -74,3 +74,19 @@ def expand_prefixes(prefixes: list[str], vocab_sorted: list[str], per_prefix: in
             i += 1
         out.extend(words)
     return out
+
+
+def bridge(question: str):
+    """For the offline answerer with an English-only embedder: a function giving each Chinese bigram of the
+    question the English prefixes of the glossary phrase it lies in (a longer phrase wins), else ()."""
+    alts: dict[str, tuple[str, ...]] = {}
+    taken: set[int] = set()
+    for zh in sorted(GLOSSARY, key=len, reverse=True):
+        for m in re.finditer(re.escape(zh), question):
+            span = set(range(m.start(), m.end()))
+            if span & taken:
+                continue
+            taken |= span
+            for i in range(m.start(), m.end() - 1):
+                alts.setdefault(question[i:i + 2], tuple(p.lower() for p in GLOSSARY[zh]))
+    return lambda term: alts.get(term.key, ()) if term.kind == "cjk" else ()

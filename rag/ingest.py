@@ -2,6 +2,11 @@
 
 Idempotent: files are skipped by (size, mtime) and content hash; papers by content hash; chunks by
 content hash. Interrupting it leaves a usable index; re-running finishes the job without duplicates.
+
+Schema upgrades: when the index of these settings is empty and an older SCHEMA_VERSION built one
+(see rag.store.open_store, which keeps answering from it meanwhile), an ingest first re-indexes that
+index's stored records into the current collection (the parsers' current clean-up, e.g. unwrapping,
+re-applied: no source file is needed), then drops the old collection.
 """
 from __future__ import annotations
 
@@ -36,8 +41,11 @@ class _Run:
     failures: list[FileError] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     skipped: int = 0
-    embedded: int = 0  # passages given a vector so far
+    embedded: int = 0  # passages given a vector so far in this stage
+    embedded_before: int = 0  # ... in earlier stages (a schema upgrade's re-embed)
     embed_total: int = 0  # passages to embed (see Progress)
+    notes: list[str] = field(default_factory=list)
+    stage: str = "embed"  # progress label of the embed stage ("re-embed" during a schema upgrade)
 
     def tick(self, done: int, total: int, msg: str) -> None:
         if self.progress:
@@ -141,13 +149,11 @@ def check_paths(paths: list[str | Path], settings: Settings) -> list[FileError]:
 
 
 def ingest_paths(paths: list[str | Path], settings: Settings, progress: Progress | None = None) -> IngestReport:
-    from .store import open_store
-
     t_start = time.perf_counter()
     run = _Run(settings, progress)
     files, errors = expand_paths(paths)
     run.failures.extend(errors)
-    store = open_store(settings)
+    store = _open_for_writing(settings, run)
     try:
         t0 = time.perf_counter()
         todo = _changed_files(store, files, run)
@@ -163,14 +169,16 @@ def ingest_paths(paths: list[str | Path], settings: Settings, progress: Progress
 
 def ingest_records(records: list[Paper], name: str, settings: Settings,
                    progress: Progress | None = None) -> IngestReport:
-    """Index ready-made records as the contents of one virtual file ``name``."""
-    from .store import open_store
+    """Index ready-made records as the contents of one virtual file ``name`` (their text unwrapped,
+    as the parsers do)."""
+    from .parse.common import unwrap_paper
 
     t_start = time.perf_counter()
     run = _Run(settings, progress)
-    records = [p if p.sources else replace(p, sources=(Source(name, format="records"),)) for p in records]
+    records = [unwrap_paper(p if p.sources else replace(p, sources=(Source(name, format="records"),)))
+               for p in records]
     sha = hashlib.sha256(json.dumps([p.paper_id for p in records]).encode()).hexdigest()
-    store = open_store(settings)
+    store = _open_for_writing(settings, run)
     try:
         if store.file_sha(name) == sha:
             run.skipped = 1
@@ -183,6 +191,48 @@ def ingest_records(records: list[Paper], name: str, settings: Settings,
         store.close()
         _forget(settings)
     return _finish(report, run, 1, t_start)
+
+
+# ---------------------------------------------------------------- schema upgrade
+
+def _open_for_writing(settings: Settings, run: _Run):
+    """The current store, after upgrading an index an older schema built (if any; see module doc)."""
+    from .store import Store, older_collections
+
+    store = Store(settings)
+    older = older_collections(settings)
+    if older and not store.has_files():
+        try:
+            _upgrade(store, *older[0], run)
+        except BaseException:  # interrupted: the old index stays, the next ingest resumes
+            store.close()
+            raise
+    for version, name in older:  # stale once the current collection holds the files
+        Store(settings, collection=name, schema=version).drop()
+    return store
+
+
+def _upgrade(store, version: int, name: str, run: _Run) -> None:
+    """Re-index the records of the schema-``version`` collection ``name`` into ``store``."""
+    from . import config
+    from .parse.common import unwrap_paper
+    from .store import Store
+
+    old = Store(run.settings, collection=name, schema=version)
+    try:
+        rows, records, papers = old.file_rows(), old.records_by_file(), old.stats()["papers"]
+    finally:
+        old.close()
+    if not rows:
+        return
+    note = (f"index schema {version} -> {config.SCHEMA_VERSION}: re-embedding {papers} papers "
+            f"({config.schema_change(version)})")
+    run.notes.append(note)
+    run.stage = "re-embed"  # (its bar counts passages like "embed"; the note ends the report)
+    try:
+        _index(store, rows, {f: [unwrap_paper(p) for p in recs] for f, recs in records.items()}, run)
+    finally:
+        run.stage, run.embedded_before, run.embedded, run.embed_total = "embed", run.embedded, 0, 0
 
 
 def _collect(todo, results: list[ParseResult], run: _Run) -> tuple[list[dict], dict[str, list[Paper]]]:
@@ -268,11 +318,11 @@ def _upsert_changed(store, changed: list[Paper], run: _Run) -> tuple[int, set[st
         seen = min(start + _CHUNK_GROUP, len(changed))
         run.embed_total = max(run.embedded, to_embed + round(to_embed / seen * (len(changed) - seen)))
         if run.embedded == 0 and run.embed_total:
-            run.tick(0, run.embed_total, "embed")  # the bar starts before the first embedder call
+            run.tick(0, run.embed_total, run.stage)  # the bar starts before the first embedder call
         _embed_and_upsert(store, todo, run)
         added += len(todo)
     if run.embedded:
-        run.tick(run.embedded, run.embedded, "embed")  # exact total at the end
+        run.tick(run.embedded, run.embedded, run.stage)  # exact total at the end
     return added, keep, existing
 
 
@@ -308,7 +358,7 @@ def _embed_and_upsert(store, chunks: list[Chunk], run: _Run) -> None:
         dense = sum(v is not None for v in vectors)
         if dense:
             run.embedded += dense
-            run.tick(run.embedded, max(run.embed_total, run.embedded), "embed")
+            run.tick(run.embedded, max(run.embed_total, run.embedded), run.stage)
 
 
 def _vectors(chunks: list[Chunk], s: Settings) -> list:
@@ -328,8 +378,9 @@ def _finish(report: IngestReport, run: _Run, n_files: int, t_start: float) -> In
     return IngestReport(files=n_files, files_skipped=run.skipped, papers_new=report.papers_new,
                         papers_updated=report.papers_updated, papers_unchanged=report.papers_unchanged,
                         chunks_added=report.chunks_added, chunks_removed=report.chunks_removed,
-                        passages_embedded=run.embedded,
-                        failures=tuple(run.failures), seconds=time.perf_counter() - t_start,
+                        passages_embedded=run.embedded_before + run.embedded, failures=tuple(run.failures),
+                        notes=tuple(run.notes),
+                        seconds=time.perf_counter() - t_start,
                         timings={k: round(v, 3) for k, v in run.timings.items()})
 
 

@@ -6,6 +6,7 @@ llama-index ``BaseRetriever`` for use in llama-index pipelines.
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
@@ -274,6 +275,54 @@ def bm25_scores(model, toks: list[str]):
     return np.bincount(idx, weights=weights, minlength=int(sc["num_docs"])).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class TermStats:
+    """How common words are in the indexed passages (the BM25 index's document frequencies)."""
+
+    model: object
+    mode: str
+    ids: list  # chunk id of each BM25 document ("<paper_id>:<field>:<n>")
+
+    def _column(self, text: str) -> int | None:
+        """The BM25 column of the word's rarest token (None if no token of it is indexed)."""
+        sc, vocab = self.model.scores, self.model.vocab_dict
+        cols = [vocab[t] for t in tokenize(text, self.mode) if t in vocab]
+        return min(cols, key=lambda c: sc["indptr"][c + 1] - sc["indptr"][c]) if cols else None
+
+    def share(self, text: str) -> float | None:
+        """Share of indexed passages holding the word; None if it is not indexed at all."""
+        c = self._column(text)
+        if c is None:
+            return None
+        sc = self.model.scores
+        return int(sc["indptr"][c + 1] - sc["indptr"][c]) / max(1, int(sc["num_docs"]))
+
+    def papers(self, text: str, cap: int = 50) -> int:
+        """How many papers hold the word (counted up to ``cap``)."""
+        c = self._column(text)
+        if c is None:
+            return 0
+        sc, seen = self.model.scores, set()
+        for d in sc["indices"][sc["indptr"][c]:sc["indptr"][c + 1]]:
+            seen.add(self.ids[int(d)].rsplit(":", 2)[0])
+            if len(seen) >= cap:
+                break
+        return len(seen)
+
+
+def term_stats(settings: Settings) -> TermStats | None:
+    """Document frequencies of the index (None for an empty or missing index)."""
+    from pathlib import Path
+
+    if settings.chroma_url is None and not Path(settings.index_dir).is_dir():
+        return None
+    store = _cached_store(settings)
+    if store.chunk_count() == 0:
+        return None
+    model, ids, _ = _bm25(store)
+    return TermStats(model, settings.bm25_tokenizer, ids) if model is not None else None
+
+
 # ---------------------------------------------------------------- dense
 
 def dense_search(store, query: str, settings: Settings, n: int, filters: Filters,
@@ -347,11 +396,14 @@ def _build_title_index(rows) -> _TitleIndex:
 def _title_index(store) -> _TitleIndex:
     """The title index of the store's catalogue, cached per index generation."""
     key = (str(store.db_path), store.generation())
-    if key not in _TITLES:
-        if len(_TITLES) >= 4:
-            _TITLES.clear()
-        _TITLES[key] = _build_title_index(store.title_rows())
-    return _TITLES[key]
+    index = _TITLES.get(key)
+    if index is None:
+        index = _build_title_index(store.title_rows())
+        with _STORES_LOCK:
+            if len(_TITLES) >= 4:
+                _TITLES.clear()
+            _TITLES[key] = index
+    return index
 
 
 def pinned_papers(store, question: str) -> list[str]:
@@ -366,6 +418,45 @@ def pinned_papers(store, question: str) -> list[str]:
     by_title = sorted({i for a in range(len(words)) for b in range(a + 1, min(len(words), a + index.max_words) + 1)
                        for i in index.by_phrase.get(" ".join(words[a:b]), ())})
     return list(dict.fromkeys(index.paper_ids[i] for i in by_id + by_title))
+
+
+_NAMEISH = re.compile(r"(?<![\w-])[A-Za-z][A-Za-z0-9]*(?:[-_][A-Za-z0-9]+)*(?![\w-])")
+RARE_PIN_PASSAGES = 8  # a technical token in at most this many passages ...
+RARE_PIN_PAPERS = 2  # ... of at most this many papers names them (e.g. "KnowSA_CKP", "GraphAnchor")
+
+
+def _technical(word: str) -> bool:
+    """A word typed as a name: digits, an underscore or hyphen, or capitals after the first letter."""
+    return any(c.isdigit() or c in "_-" for c in word) or any(c.isupper() for c in word[1:])
+
+
+def rare_token_papers(store, question: str, settings: Settings) -> list[str]:
+    """Papers holding a technical word of the question that almost no other passage holds: a name the
+    user typed (a method, dataset or model name that is not in any title) is the strongest signal there is,
+    and a Chinese question's many bigrams must not drown it."""
+    loaded = _bm25(store)
+    if loaded is None or loaded[0] is None:
+        return []
+    model, ids, _ = loaded
+    sc, vocab, out = model.scores, model.vocab_dict, []
+    for word in filter(_technical, _NAMEISH.findall(question)):
+        toks = [t for t in tokenize(word, settings.bm25_tokenizer)[:1] if t in vocab]
+        for col in (vocab[t] for t in toks):
+            docs = sc["indices"][sc["indptr"][col]:sc["indptr"][col + 1]]
+            papers = list(dict.fromkeys(ids[int(d)].rsplit(":", 2)[0] for d in docs))
+            if len(docs) <= RARE_PIN_PASSAGES and len(papers) <= RARE_PIN_PAPERS:
+                out += [p for p in papers if p not in out]
+    return out
+
+
+def names_indexed_paper(question: str, settings: Settings) -> bool:
+    """Does the question name a paper of the index (arXiv id, title, short name)? False for no index."""
+    from pathlib import Path
+
+    if settings.chroma_url is None and not Path(settings.index_dir).is_dir():
+        return False
+    store = _cached_store(settings)
+    return store.chunk_count() > 0 and bool(pinned_papers(store, question))
 
 
 # ---------------------------------------------------------------- fusion and aggregation
@@ -399,6 +490,8 @@ def search_chunks(question: str, settings: Settings, filters: Filters, mode: str
         if english:  # weaker than direct Chinese matches when the index has Chinese text
             rankings.append((0.5 if direct else 1.0, bm25_search(store, english, settings, n, allowed)))
     pinned = pinned_papers(store, question) if mode == "hybrid" else []
+    if mode == "hybrid":
+        pinned += [p for p in rare_token_papers(store, question, settings) if p not in pinned]
     if allowed is not None:  # a paper named in the question still has to pass the filters
         allowed_papers = {cid.rsplit(":", 2)[0] for cid in allowed}
         pinned = [p for p in pinned if p in allowed_papers]
@@ -423,10 +516,13 @@ _VOCABS: dict[int, list[str]] = {}
 
 def _sorted_vocab(model) -> list[str]:
     key = id(model)
-    if key not in _VOCABS:
-        _VOCABS.clear()
-        _VOCABS[key] = sorted(model.vocab_dict)
-    return _VOCABS[key]
+    vocab = _VOCABS.get(key)
+    if vocab is None:
+        vocab = sorted(model.vocab_dict)
+        with _STORES_LOCK:
+            _VOCABS.clear()
+            _VOCABS[key] = vocab
+    return vocab
 
 
 def _english_only(settings: Settings) -> bool:
@@ -535,22 +631,25 @@ def _other_chunks(store, paper_ids: list[str], per_paper: dict, limit: int = 10)
 
 
 _STORES: dict[tuple, object] = {}
+_STORES_LOCK = threading.Lock()
 
 
 def _cached_store(settings: Settings):
-    """One open store per index/collection/server in this process (the UI asks many questions)."""
+    """One open store per index/collection/server in this process (the UI asks many questions at once)."""
     from .store import open_store
 
     key = (settings.index_dir, settings.collection_name, settings.chroma_url)
-    if key not in _STORES:
-        _STORES[key] = open_store(settings)
-    return _STORES[key]
+    with _STORES_LOCK:
+        if key not in _STORES:
+            _STORES[key] = open_store(settings)
+        return _STORES[key]
 
 
 def forget_store(settings: Settings) -> None:
     """Drop the cached store (after ingest in the same process, or in tests)."""
     key = (settings.index_dir, settings.collection_name, settings.chroma_url)
-    st = _STORES.pop(key, None)
+    with _STORES_LOCK:
+        st = _STORES.pop(key, None)
     if st is not None:
         st.close()
 

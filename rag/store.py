@@ -9,6 +9,10 @@ reuses stale vectors):
     <index>/bm25-<collection>/               bm25s index + chunk ids, stamped with a generation
     <index>/uploads/                         files uploaded through the UI
 
+An index built by an older SCHEMA_VERSION (another collection name) is still opened and read by
+open_store until the next ingest has re-indexed its records into the current collection (see
+rag.ingest); only then is the old collection dropped.
+
 Crash safety: SQLite runs in WAL mode and every step commits in one transaction; chunk rows are
 written only after their vectors are in Chroma, and file rows only after all their chunks, so an
 interrupted ingest leaves an index that opens and answers, and a re-run finishes the job.
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 from urllib.parse import urlparse
 
+from . import config
 from .config import Settings
 from .types import Chunk, Paper, Source
 
@@ -99,12 +104,14 @@ def paper_from_json(s: str) -> Paper:
 class Store:
     """The index dir of one collection: catalogue, vectors and BM25 files."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, collection: str | None = None, schema: int | None = None):
+        """The store of ``settings`` (or of an older ``collection`` name, built by ``schema``)."""
         self.settings = settings
         self.root = Path(settings.index_dir).expanduser()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.collection_name = settings.collection_name
-        self.db_path = self.root / f"catalogue-{self.collection_name}.sqlite"
+        self.collection_name = collection or settings.collection_name
+        self.schema = schema or config.SCHEMA_VERSION
+        self.db_path = _catalogue_path(self.root, self.collection_name)
         self.bm25_dir = self.root / f"bm25-{self.collection_name}"
         self.db = sqlite3.connect(self.db_path, timeout=30, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -187,6 +194,22 @@ class Store:
     def file_stat(self, path: str) -> tuple[str, int, float] | None:
         row = self.db.execute("SELECT sha, size, mtime FROM files WHERE path=?", (path,)).fetchone()
         return tuple(row) if row else None
+
+    def has_files(self) -> bool:
+        """Whether any file was committed (an upgrade or first ingest finished)."""
+        return self.db.execute("SELECT 1 FROM files LIMIT 1").fetchone() is not None
+
+    def file_rows(self) -> list[dict[str, Any]]:
+        """Every ingested file's row, as commit_files takes them."""
+        cols = ("path", "sha", "size", "mtime", "format", "papers", "errors")
+        return [dict(zip(cols, r)) for r in self.db.execute(f"SELECT {','.join(cols)} FROM files ORDER BY path")]
+
+    def records_by_file(self) -> dict[str, list[Paper]]:
+        """The raw records of every ingested file, in file order."""
+        out: dict[str, list[Paper]] = {}
+        for file, js in self.db.execute("SELECT file, json FROM records ORDER BY file, idx"):
+            out.setdefault(file, []).append(paper_from_json(js))
+        return out
 
     def all_records(self) -> list[Paper]:
         return [paper_from_json(r[0]) for r in self.db.execute("SELECT json FROM records ORDER BY file, idx")]
@@ -426,16 +449,54 @@ class Store:
             "index_dir": str(self.root),
             "chroma": self.settings.chroma_url or str(self.root / "chroma"),
             "collection": self.collection_name,
+            "schema": self.schema,
         }
 
     def close(self) -> None:
         self.db.close()
 
+    def drop(self) -> None:
+        """Delete this collection for good: its vectors, catalogue and BM25 files (a stale index,
+        once an upgrade has re-indexed its records)."""
+        from chromadb.errors import NotFoundError
+
+        try:
+            _chroma_client(self.settings.chroma_url, str(self.root / "chroma")).delete_collection(
+                self.collection_name)
+        except NotFoundError:  # never created (no passage had a vector) or already dropped
+            pass
+        self.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.db_path}{suffix}").unlink(missing_ok=True)
+        for d in (self.bm25_dir, self.bm25_dir.with_name(self.bm25_dir.name + ".old")):
+            shutil.rmtree(d, ignore_errors=True)
+        _load_bm25_cached.cache_clear()
+
 
 # ---------------------------------------------------------------- helpers
 
 def open_store(settings: Settings) -> Store:
-    return Store(settings)
+    """The store of ``settings``; while it holds no files and an index built by an older schema
+    exists, that one instead (its chunks keep the older text until the next ingest upgrades it)."""
+    store = Store(settings)
+    older = older_collections(settings)
+    if not older or store.has_files():
+        return store
+    store.close()
+    version, name = older[0]
+    return Store(settings, collection=name, schema=version)
+
+
+def older_collections(settings: Settings) -> list[tuple[int, str]]:
+    """(schema version, collection name) of the indexes an older schema built with these settings
+    in this index dir, newest first."""
+    root = Path(settings.index_dir).expanduser()
+    names = ((v, settings.collection_name_at(v)) for v in range(config.SCHEMA_VERSION - 1, 0, -1))
+    return [(v, name) for v, name in names if _catalogue_path(root, name).exists()]
+
+
+def _catalogue_path(root: Path, collection: str) -> Path:
+    return root / f"catalogue-{collection}.sqlite"
 
 
 class _Terms(dict):

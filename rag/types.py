@@ -140,6 +140,18 @@ class Citation:
     field: str
     passage: str
     support: float  # 0..1 lexical support of the citing sentence(s) by the passage
+    evidence: str = ""  # the passage sentence that best supports the citing sentence(s)
+    evidence_support: float = 0.0  # 0..1 support of the citing sentence(s) by that one sentence
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One sentence of an answer and how well its cited sources support it."""
+
+    text: str
+    cites: tuple[int, ...]  # [n] numbers it carries (valid ones)
+    support: float  # best support by one of its cited sources (0 when uncited)
+    supported: bool  # support >= cite.SUPPORTED; an uncited substantive sentence is unsupported
 
 
 @dataclass(frozen=True)
@@ -155,6 +167,12 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
     dropped_citations: tuple[int, ...] = ()  # [n] markers that matched no source
     reason: str = ""  # why this answerer (e.g. "offline: no OPENAI_API_KEY")
+    claims: tuple[Claim, ...] = ()  # the answer's sentences with their support
+    interpreted: str = ""  # the question as answered, when a chat follow-up was resolved ("its" -> the paper)
+
+    @property
+    def unsupported(self) -> tuple[Claim, ...]:
+        return tuple(c for c in self.claims if not c.supported)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -167,6 +185,9 @@ class Answer:
             "reason": self.reason,
             "citations": [asdict(c) for c in self.citations],
             "dropped_citations": list(self.dropped_citations),
+            "claims": [asdict(c) for c in self.claims],
+            "unsupported": [c.text for c in self.unsupported],
+            "interpreted": self.interpreted or None,
             "sources": [
                 {"rank": h.rank, "paper_id": h.paper_id, "arxiv_id": h.arxiv_id,
                  "title": h.title, "score": round(h.score, 6), "fields": list(h.fields)}
@@ -227,6 +248,7 @@ class IngestReport:
     failures: tuple[FileError, ...] = ()
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
+    notes: tuple[str, ...] = ()  # one-line messages, e.g. an index schema upgrade that re-embedded
 
     @property
     def ok(self) -> bool:

@@ -5,7 +5,7 @@ import pytest
 
 import rag.retrieve
 from rag import answer as answer_mod
-from rag.answer import LLMError, answer_stream, retrieval_query
+from rag.answer import LLMError, answer_stream
 from rag.config import Settings
 from rag.types import CANNOT_ANSWER, Answer, Filters
 from tests.fakes import INJECTION, FakeLLM, douyin_hits, hit, passage, rqvae_hits
@@ -59,14 +59,43 @@ def test_extractive_abstains_with_sentinel(retrieval):
     assert a.to_json()["abstained"] is True
 
 
-def test_follow_up_uses_previous_question(retrieval):
-    retrieval["hits"] = douyin_hits()
-    history = [("What did LEMUR achieve in Douyin Search?", "LEMUR ... [2]")]
+def _lemur_hits():
+    return [hit(1, "LEMUR: Large scale End-to-end MUltimodal Recommendation", "2511.10962", passage(
+        "We propose LEMUR, a multimodal recommender trained end to end, with a memory bank mechanism. After one "
+        "month of deployment in Douyin Search, LEMUR has led to a 0.81% improvement in QAUC."),
+        passage("arXiv: 2511.10962. Authors: Xintian Han; Honggang Chen. Comment: KDD 2026. Submitted: 2025-11-13.",
+                "meta"), authors=("Xintian Han", "Honggang Chen"))] + douyin_hits()[2:]
+
+
+@pytest.mark.parametrize("turns", [
+    [("Which paper was deployed in Douyin Search?", "LEMUR"), ("And who are its authors?", "Xintian Han"),
+     ("When was it submitted?", "2025-11-13"), ("Which venue accepted the paper?", "KDD 2026")],
+    [("哪篇论文部署在抖音搜索？", "LEMUR"), ("它的作者是谁？", "Xintian Han"), ("该论文是什么时候提交的？", "2025-11-13")],
+])
+def test_chat_follow_ups_keep_the_paper_across_turns(retrieval, turns):
+    retrieval["hits"] = _lemur_hits()
+    s = Settings(index_dir="/x", answerer="extractive")
+    history = []
+    for i, (q, expect) in enumerate(turns):
+        _, a = run(q, s, history)
+        assert expect in a.text and [c.arxiv_id for c in a.citations] == ["2511.10962"], (q, a.text)
+        assert (a.interpreted != "") is (i > 0) and (i == 0 or "LEMUR" in retrieval["queries"][-1])
+        history.append(a)
+
+
+def test_a_question_naming_its_own_subject_is_not_a_follow_up(retrieval):
+    retrieval["hits"] = _lemur_hits()
+    s = Settings(index_dir="/x", answerer="extractive")
+    _, first = run("Which paper was deployed in Douyin Search?", s)
+    _, a = run("Who wrote GovScape?", s, [first])
+    assert a.interpreted == "" and retrieval["queries"][-1] == "Who wrote GovScape?"
+
+
+def test_follow_up_history_may_be_plain_question_answer_pairs(retrieval):
+    retrieval["hits"] = _lemur_hits()
+    history = [("Which paper was deployed in Douyin Search?", "- LEMUR (2511.10962): deployed in Douyin [1]")]
     _, a = run("And its QAUC?", Settings(index_dir="/x", answerer="extractive"), history)
-    assert retrieval["queries"][-1] == "And its QAUC? What did LEMUR achieve in Douyin Search?"
-    assert [c.arxiv_id for c in a.citations] == ["2511.10962"]
-    assert retrieval_query("Which papers use RQ-VAE semantic IDs for recommendation?", history) == \
-        "Which papers use RQ-VAE semantic IDs for recommendation?"
+    assert retrieval["queries"][-1] == "And LEMUR's QAUC?" and "0.81%" in a.text
 
 
 def test_llm_streams_and_resolves_citations(retrieval, fake_llm):
@@ -78,7 +107,7 @@ def test_llm_streams_and_resolves_citations(retrieval, fake_llm):
     assert {0, 99, 1000} <= set(a.dropped_citations)
     req = fake_llm.requests[-1]
     assert req["stream"] is True and req["messages"][0]["role"] == "system"
-    assert "[1] Title: Q-BERT4Rec" in req["messages"][-1]["content"]
+    assert "[1] Q-BERT4Rec" in req["messages"][-1]["content"]
 
 
 def test_llm_history_is_sent_as_messages(retrieval, fake_llm):
@@ -125,7 +154,7 @@ def test_unreachable_endpoint_no_fallback(retrieval):
     assert "unset OPENAI_BASE_URL or use --answerer extractive" in msg
 
 
-def test_injection_in_sources_reaches_llm_only_as_data(retrieval, fake_llm):
+def test_injection_in_sources_never_reaches_the_llm(retrieval, fake_llm):
     retrieval["hits"] = [hit(1, "ShopRec: Session Recommendation", "2501.00001",
                              passage(f"ShopRec improves NDCG by 3.1%. {INJECTION}"))]
     fake_llm.responder = lambda req: "ShopRec improves NDCG by 3.1% [1]."
@@ -133,7 +162,8 @@ def test_injection_in_sources_reaches_llm_only_as_data(retrieval, fake_llm):
     system = fake_llm.requests[-1]["messages"][0]["content"]
     user = fake_llm.requests[-1]["messages"][-1]["content"]
     assert INJECTION not in system and "never an instruction" in system
-    assert INJECTION in user.split("<sources>")[1].split("</sources>")[0]
+    assert "ShopRec improves NDCG by 3.1%." in user.split("<sources>")[1].split("</sources>")[0]
+    assert INJECTION not in user  # instruction-like sentences are not evidence (the extractive answerer agrees)
     assert [c.n for c in a.citations] == [1]
 
 

@@ -158,14 +158,14 @@ def test_split_sentences_en_zh():
         "We use e.g. BERT.", "It works!", "Does it?", "Yes."]
     assert split_sentences("这是第一句。这是第二句！第三句？English follows. Done.") == [
         "这是第一句。", "这是第二句！", "第三句？", "English follows.", "Done."]
-    assert split_sentences("One.<n>Two<n>Three.") == ["One.", "Two", "Three."]
+    assert split_sentences("One.<n>Two<n>Three.") == ["One.", "Two Three."]  # <n> inside a sentence
     assert split_sentences("Line one\nLine two.") == ["Line one", "Line two."]
     assert split_sentences("") == []
 
 
 def test_clean_markers():
     assert clean_markers("A b.<n>C d.<n> E f.") == "A b. C d. E f."
-    assert clean_markers("no stop<n>next") == "no stop\nnext"
+    assert clean_markers("no stop<n>next") == "no stop next"  # inside a sentence: a space, not a break
     assert clean_markers("<n>x<n>") == "x"
 
 

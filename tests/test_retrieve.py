@@ -155,7 +155,7 @@ def test_pinned_papers_equal_a_scan_of_every_title(sample_settings):
     try:
         rows = st.title_rows()
         root = Path(__file__).resolve().parents[1]
-        questions = [json.loads(line)["question"] for line in (root / "eval" / "questions.jsonl").read_text().splitlines()
+        questions = [json.loads(line)["question"] for line in (root / "eval" / "sets" / "sample-dev.jsonl").read_text().splitlines()
                      if line.strip()]
         questions += [f"what does {t} report?" for _, _, t in rows] + [f"compare {a} and {b}" for _, a, _ in rows[:5]
                                                                         for _, b, _ in rows[5:8]]

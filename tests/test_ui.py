@@ -30,7 +30,8 @@ def _paper(pid="2511.00001", **kw) -> Paper:
 
 def _answer(question: str, abstained=False, text="RQ-VAE semantic IDs are used by GenRec [1].") -> Answer:
     p = _paper()
-    cit = () if abstained else (Citation(1, p.paper_id, p.arxiv_id, p.title, p.url, "abstract", PASSAGE, 0.8),)
+    cit = () if abstained else (Citation(1, p.paper_id, p.arxiv_id, p.title, p.url, "abstract", f"Intro. {PASSAGE}",
+                                         0.8, evidence=PASSAGE, evidence_support=0.93),)
     hit = Hit(1, p.paper_id, p.arxiv_id, p.title, 0.9, (Passage("c1", "abstract", "en", PASSAGE, 0.9),),
               date="2025-12-04", authors=p.authors)
     other = Hit(2, "2511.00002", "2511.00002", "Other paper", 0.5, (Passage("c2", "tldr_zh", "zh", "x", 0.5),))
@@ -91,7 +92,8 @@ def test_ask_streams_then_renders_linked_citation_and_card(fake, ctl):
     assert 'href="#src-1-1"' in messages[1]["content"] and box == ""
     assert 'id="src-1-1"' in sources
     assert 'href="https://arxiv.org/abs/2511.00001"' in sources and 'target="_blank"' in sources
-    assert f"<mark>{PASSAGE}</mark>" in sources  # supporting passage highlighted
+    assert f'Intro. <mark class="dq-evidence">{PASSAGE}</mark>' in sources  # the supporting sentence marked
+    assert "support 0.93" in sources
     assert "用 RQ-VAE 生成语义 ID。" in sources and "English abstract" in sources  # EN/ZH toggle
     assert "digest 2025-12-04" in sources and "Ada Lovelace (Uni)" in sources
     assert "Also retrieved (not cited): 1" in sources
@@ -109,8 +111,8 @@ def test_digest_text_is_escaped(fake, ctl):
 def test_follow_up_passes_history_and_keeps_old_cards(fake, ctl):
     *_, first = ctl.ask("which papers use RQ-VAE semantic IDs", [])
     *_, second = ctl.ask("and which one is from 2025?", first[3])
-    assert fake.calls[1]["history"] == [("which papers use RQ-VAE semantic IDs",
-                                         "RQ-VAE semantic IDs are used by GenRec [1].")]
+    assert [(a.question, a.text) for a in fake.calls[1]["history"]] == [
+        ("which papers use RQ-VAE semantic IDs", "RQ-VAE semantic IDs are used by GenRec [1].")]
     messages, sources = second[0], second[1]
     assert len(messages) == 4
     assert 'href="#src-2-1"' in messages[3]["content"] and 'href="#src-1-1"' in messages[1]["content"]

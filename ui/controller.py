@@ -102,7 +102,7 @@ class Controller:
         pending = past + [{"role": "user", "content": render.user_html(question)}]
         try:
             filters = build_filters(since, until, category, author, top_k)
-            history = [(q, a.text) for q, a in turns]
+            history = [a for _, a in turns]
             answer, partial = None, ""
             yield pending + [{"role": "assistant", "content": render.streaming_html("")}], panel, self.status(), turns, ""
             for item in api.ask_stream(question, self.settings, filters, history):
@@ -195,6 +195,7 @@ def ingest_report_html(report: IngestReport | None, names: Sequence[str], errors
                      f'{report.papers_new} new, {report.papers_updated} updated, {report.papers_unchanged} unchanged '
                      f'papers; {report.chunks_added} chunks added'
                      + (f', {report.files_skipped} file(s) unchanged' if report.files_skipped else "") + ".</div>")
+        parts += [f'<div class="dq-ok">{render.esc(note)}</div>' for note in report.notes]
     if errors:
         items = "".join(f"<li>{render.esc(str(e))}</li>" for e in errors)
         parts.append(f'<div class="dq-err"><b>{len(errors)} problem(s)</b> — fix the file and upload it again:'

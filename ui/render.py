@@ -142,12 +142,23 @@ def _meta(paper: Paper | None, hit: Hit | None) -> str:
     return '<div class="dq-meta">' + " · ".join(parts) + "</div>"
 
 
+def _highlighted(passage: str, sentence: str) -> str:
+    """The passage with its supporting sentence marked (the whole passage marked if it is not found)."""
+    at = passage.find(sentence) if sentence else -1
+    if at < 0:
+        return f"<mark>{esc(passage)}</mark>"
+    end = at + len(sentence)
+    return f'{esc(passage[:at])}<mark class="dq-evidence">{esc(sentence)}</mark>{esc(passage[end:])}'
+
+
 def citation_card(c: Citation, turn: int, paper: Paper | None, hit: Hit | None) -> str:
-    """One source card: title + arXiv link, authors, date, highlighted passage, EN/ZH toggle."""
+    """One source card: title + arXiv link, authors, date, the supporting sentence highlighted in its passage
+    with its support score, EN/ZH toggle."""
     cid = card_id(turn, c.n)
     label = FIELD_LABELS.get(c.field, c.field)
-    support = (f'<div class="dq-support"><div class="dq-label">Supporting passage ({esc(label)}, support '
-               f'{c.support:.2f})</div><mark>{esc(c.passage)}</mark></div>')
+    support = (f'<div class="dq-support"><div class="dq-label">Supporting sentence ({esc(label)}, support '
+               f'{c.evidence_support:.2f})</div><div class="dq-passage">{_highlighted(c.passage, c.evidence)}'
+               f'</div></div>')
     return (f'<div class="dq-card" id="{cid}" data-paper="{esc(c.paper_id)}" data-arxiv="{esc(c.arxiv_id or "")}">'
             f'<div class="dq-head"><span class="dq-n">[{c.n}]</span>{_title_link(c.title, c.arxiv_id)}</div>'
             f'{_meta(paper, hit)}{support}{_toggle(cid + "-lang", paper, c.passage)}</div>')

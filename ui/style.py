@@ -35,7 +35,8 @@ a.dq-arxiv { font-size: 0.8em; color: #4f46e5; white-space: nowrap; }
 .dq-label { font-size: 0.75em; text-transform: uppercase; letter-spacing: .04em; color: var(--body-text-color-subdued);
   margin-bottom: 2px; }
 .dq-support { border-left: 3px solid #facc15; padding: 4px 8px; margin: 6px 0; font-size: 0.9em; }
-.dq-support mark { display: -webkit-box; -webkit-line-clamp: 4; -webkit-box-orient: vertical; overflow: hidden; }
+.dq-support .dq-passage { color: #555; }
+.dq-support mark { background: #fef08a; color: #111; }
 .dq-pane mark { background: #fef9c3; border-bottom: 2px solid #facc15; }
 mark { background: #fef08a; color: inherit; padding: 0 1px; border-radius: 2px; }
 .dq-toggle { font-size: 0.88em; }

@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass, field
 
 from rag.parse.common import line_error, make_paper
-from rag.text import split_sentences
+from rag.text import split_sentences, unwrap
 from rag.types import FileError, Paper, Source
 
 FORMAT = "abstract_dump"
@@ -123,7 +123,7 @@ def _paper(e: _Entry, aid: str | None, doi: str | None, file: str) -> Paper:
     comment = ""
     if len(lines) > 1 and len(lines[-1]) <= _MAX_COMMENT and _COMMENT.search(lines[-1]):
         comment = lines.pop()
-    abstract = "\n".join(lines)
+    abstract = unwrap("\n".join(lines))  # before derive_title reads its sentences
     fields = {"title": derive_title(abstract), "abstract": abstract, "comment": comment, "doi": doi}
     src = Source(file=file, date=None, format=FORMAT, line=e.line)
     return make_paper(fields, src, arxiv_id=aid, title_derived=True)

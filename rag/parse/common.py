@@ -1,12 +1,17 @@
-"""Helpers shared by the format parsers: building Paper records, dates, authors, placeholders."""
+"""Helpers shared by the format parsers: building Paper records, dates, authors, placeholders.
+
+Every parser builds its records with :func:`make_paper`, which unwraps hard line wraps in the
+title and every prose field (:func:`rag.text.unwrap`), so no parser stores a wrapped line.
+"""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rag.text import strip_version, title_id
-from rag.types import FileError, Paper, Source
+from rag.text import strip_version, title_id, unwrap
+from rag.types import PAPER_TEXT_FIELDS, FileError, Paper, Source
 
 # Fields that get a provenance entry when set (in this order).
 PROVENANCE_FIELDS = (
@@ -14,6 +19,8 @@ PROVENANCE_FIELDS = (
     "result_zh", "conclusion_zh", "categories", "comment", "doi", "code_url", "published",
 )
 _PROV_SET = frozenset(PROVENANCE_FIELDS)
+# Fields of running text: hard line wraps in them are undone (unwrap); the title becomes one line.
+PROSE_FIELDS = (*PAPER_TEXT_FIELDS, "comment")
 MONTHS = {m: i for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
 _NAME_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
@@ -83,8 +90,10 @@ def is_placeholder(text: Any) -> bool:
 
 def make_paper(fields: dict[str, Any], source: Source, extra: list[tuple[str, str]] | None = None,
                arxiv_id: str | None = None, **kw: Any) -> Paper:
-    """Build a Paper from parsed fields: drops empties, sets ids and per-field provenance."""
+    """Build a Paper from parsed fields: unwraps prose, drops empties, sets ids and per-field
+    provenance."""
     clean = {k: v for k, v in fields.items() if v}
+    unwrap_fields(clean)
     for k in ("authors", "categories"):
         if k in clean and type(clean[k]) is not tuple:
             clean[k] = tuple(clean[k])
@@ -95,6 +104,26 @@ def make_paper(fields: dict[str, Any], source: Source, extra: list[tuple[str, st
         prov = (("title", source),) + prov
     return Paper(paper_id=aid or title_id(title), title=title, arxiv_id=aid, sources=(source,),
                  provenance=prov, extra=tuple(extra) if extra else (), **clean, **kw)
+
+
+def unwrap_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Unwrap (in place) the title (to one line) and the prose fields present in ``fields``."""
+    title = fields.get("title")
+    if isinstance(title, str) and "\n" in title:
+        fields["title"] = unwrap(title, one_line=True)
+    for k in PROSE_FIELDS:
+        v = fields.get(k)
+        if isinstance(v, str) and "\n" in v:
+            fields[k] = unwrap(v)
+    return fields
+
+
+def unwrap_paper(paper: Paper) -> Paper:
+    """The record with its title and prose fields unwrapped (the same object when nothing changes):
+    for records that did not come through a parser (ready-made records, older catalogues)."""
+    fields = {k: getattr(paper, k) for k in ("title", *PROSE_FIELDS)}
+    fields = {k: v for k, v in unwrap_fields(dict(fields)).items() if v is not fields[k]}
+    return replace(paper, **fields) if fields else paper
 
 
 def line_error(file: str, line: int | None, message: str) -> FileError:

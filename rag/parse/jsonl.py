@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from rag.parse.common import date_from_name, is_placeholder, line_error, make_paper, split_authors
-from rag.text import unescape_latex
+from rag.text import unescape_latex, unwrap
 from rag.util import no_gc
 from rag.types import FileError, Paper, Source
 
@@ -104,8 +104,9 @@ def _abstract(obj: dict[str, Any]) -> str:
 
 
 def _one_line(s: str) -> str:
-    """Collapse wrapped titles ("A\n  B" -> "A B"); cheap when there is nothing to do."""
-    return " ".join(s.split()) if "\n" in s or "  " in s or s[:1].isspace() or s[-1:].isspace() else s
+    """Collapse wrapped titles ("A\n  B" -> "A B", see unwrap) and runs of spaces; cheap when there
+    is nothing to do."""
+    return " ".join(unwrap(s, one_line=True).split()) if "\n" in s or "  " in s or s[:1].isspace() or s[-1:].isspace() else s
 
 
 def _str(v: Any) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
 from rag.parse.common import arxiv_from_url, line_error, make_paper, split_authors
-from rag.text import clean_markers
+from rag.text import clean_markers, unwrap
 from rag.types import FileError, Paper, Source
 
 FORMAT = "paper_page"
@@ -59,7 +59,13 @@ def _fields(lines: list[str]) -> tuple[dict[str, str], dict[str, int]]:
             cur.append(m.group(2).strip())
         elif cur is not None and ln.strip():
             cur.append(ln.strip())
-    return {k: " ".join(v).strip() for k, v in vals.items()}, where
+    return {k: _one_line(v) for k, v in vals.items()}, where
+
+
+def _one_line(lines: list[str]) -> str:
+    """Lines of one value joined as unwrap joins a wrap (a space; none in Chinese or after a
+    compound's hyphen)."""
+    return unwrap("\n".join(ln for ln in lines if ln), one_line=True).strip()
 
 
 def _main(lines: list[str], file: str) -> tuple[Paper | None, list[FileError]]:
@@ -138,8 +144,8 @@ def _related_paper(e: _Entry, file: str, parent: str | None) -> Paper:
     if e.score is None and len(e.title_lines) > 1:  # no [score]: only the first line is title
         e.summary[:0] = e.title_lines[1:]
         e.title_lines = e.title_lines[:1]
-    title = " ".join(t for t in e.title_lines if t)
-    summary = " ".join(clean_markers(s) for s in e.summary)
+    title = _one_line(e.title_lines)
+    summary = _one_line([clean_markers(s) for s in e.summary])
     fields = {"title": title, "tldr_en": summary, "published": e.date}
     extra = [("score", e.score)] if e.score else []
     src = Source(file=file, date=None, format=FORMAT, line=e.line)
