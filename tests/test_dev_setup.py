@@ -42,6 +42,7 @@ def test_without_shared_its_tests_skip_by_name_and_fail_in_ci(tmp_path):
 def test_ci_script_requires_shared_and_forbids_skips():
     ci = (REPO / ".ci" / "run").read_text()
     assert "DIGESTQA_NO_SKIP=1" in ci and "bash scripts/test.sh" in ci and "../shared/corpora" in ci
+    assert ci.count("eval --require-all") == 2  # the eval gate skips no question set either
 
 
 # ---------------------------------------------------------------- scripts/test.sh, function by function
