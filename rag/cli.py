@@ -352,6 +352,8 @@ def cmd_chat(args, s: Settings) -> int:
         if q:
             last = _stream_answer(q, s, filters_from(args), history)
             history.append(last)
+            if last.interpreted:
+                print(f"  (answered as: {last.interpreted})")
             print(f"  ({plural(len(last.citations), 'citation')}; /sources for details)")
 
 

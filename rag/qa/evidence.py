@@ -163,15 +163,22 @@ def match_terms(src: Source, terms: tuple[Term, ...], bridge: Bridge | None = No
     src.names = {t.key for t in terms if t.key in src.covered and names_paper(t, title, body)}
 
 
-def weights(terms: tuple[Term, ...], sources: list[Source], rarity: dict[str, float] | None = None
-            ) -> dict[str, float]:
+TYPE_NOUN_WEIGHT = 2.0  # the noun a "what X ..." question asks for ("what mechanism ...") counts double
+
+
+def weights(terms: tuple[Term, ...], sources: list[Source], rarity: dict[str, float] | None = None,
+            asked: str = "") -> dict[str, float]:
     """Kind weight x rarity in the index (``rarity``, 0..1) x rarity across the retrieved sources (a term
-    every source has tells them apart least; a term none has is not rewarded for it)."""
+    every source has tells them apart least; a term none has is not rewarded for it); the question's type
+    noun (``asked``: "mechanism" in "what mechanism does X use") weighs ``TYPE_NOUN_WEIGHT`` times more."""
     n = max(1, len(sources))
     out = {}
     for t in terms:
         df = max(1, sum(1 for s in sources if t.key in s.covered))
-        out[t.key] = KIND_WEIGHT[t.kind] * math.log(1 + (n + 1) / (df + 0.5)) * (rarity or {}).get(t.key, 1.0)
+        w = KIND_WEIGHT[t.kind] * math.log(1 + (n + 1) / (df + 0.5)) * (rarity or {}).get(t.key, 1.0)
+        if asked and (t.text.lower() == asked or (t.kind == "cjk" and t.key in asked)):
+            w *= TYPE_NOUN_WEIGHT
+        out[t.key] = w
     return out
 
 

@@ -100,6 +100,19 @@ def asks_enumeration(text: str) -> bool:
     return bool(_ENUMERATE.search(text))
 
 
+_TYPE_NOUN = re.compile(r"\b(?:what|which)\s+(?:kind\s+of\s+|type\s+of\s+|sort\s+of\s+)?([a-z][a-z\-]{2,})\b", re.I)
+_ZH_TYPE_NOUN = re.compile(r"(?:什么|哪种|哪个|哪一种)([\u4e00-\u9fff]{2,3}?)(?:来|去|将|把|对|在|是|[？?，,。]|$)")
+
+
+def type_noun(text: str) -> str:
+    """The noun a "what/which X ..." question asks for ("mechanism", "benchmark", 机制), lowercased, or ''."""
+    m = _TYPE_NOUN.search(text)
+    if m and m.group(1).lower() not in STOPWORDS and m.group(1).lower() not in FRAME_WORDS:
+        return m.group(1).lower()
+    m = _ZH_TYPE_NOUN.search(text)
+    return m.group(1) if m else ""
+
+
 @dataclass(frozen=True)
 class Part:
     """One sub-question: its text, aspect, whether it asks for a list of papers, and its terms."""
