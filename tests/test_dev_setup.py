@@ -94,3 +94,16 @@ def test_no_apt_get_is_one_line_and_not_an_abort(tmp_path):
     assert r.stdout == "rc=0\n"
     assert len(r.stderr.splitlines()) == 1 and "no apt-get" in r.stderr
     assert "chromium fonts-noto-cjk" in r.stderr and "browser tests skip" in r.stderr
+
+
+def test_every_python_package_is_installed_by_pip():
+    """`pip install .` ships only the packages pyproject lists: a new sub-package must be listed (rag.qa was
+    not, and the Quickstart's `digestqa ask` failed with ModuleNotFoundError)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(REPO).parts) for top in ("rag", "ui", "eval", "prompts", "bench")
+             for p in (REPO / top).rglob("__init__.py")}
+    assert found <= listed, f"packages missing from pyproject.toml: {sorted(found - listed)}"
