@@ -345,3 +345,15 @@ def test_plural_acronyms_match_their_singular():
         "VAEs with a strong auto-regressive decoder tend to ignore the latent variables."), paper_id="t-vae")
     text, _, _ = answer("What problem of VAE models with a strong decoder does the paper address?", [h])
     assert "ignore the latent variables" in text
+
+
+def test_author_lists_keep_only_papers_with_that_author():
+    a = hit(1, "LORE: Relevance", "2512.03025", passage("LORE is a model."), authors=("Chenji Lu", "Bo Zheng"))
+    b = hit(2, "WebRec: Attention", "2511.14182", passage("WebRec is a model."), authors=("Zihuai Zhao",))
+    _, cites, _ = answer("Which papers list Bo Zheng as an author?", [a, b])
+    assert [c.arxiv_id for c in cites] == ["2512.03025"]
+
+
+def test_how_do_they_differ_gives_what_each_paper_contributes():
+    text, cites, _ = answer("There are two MOON papers. How do they differ?", _moons())
+    assert {c.arxiv_id for c in cites} == {"2508.11999", "2511.11305"} and "MBE" in text and "20%" in text

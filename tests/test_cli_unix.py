@@ -112,3 +112,16 @@ def test_ask_json_timings_split_load_from_retrieve(sample_settings):
     api.ask("warm up", sample_settings)  # in one process (chat, ui, eval) only the first ask loads
     again = api.ask("which papers use RQ-VAE semantic IDs", sample_settings).timings_ms
     assert again["load"] < 5 and again["total"] == pytest.approx(again["retrieve"] + again["answer"] + again["load"])
+
+
+def test_readme_using_it_commands_parse():
+    """Every `digestqa ...` line of the README's "Using it" block (remove, stats --sources, ...) parses."""
+    import shlex
+
+    text = (REPO / "README.md").read_text(encoding="utf-8").split("## Using it", 1)[1]
+    block = re.search(r"```bash\n(.+?)```", text, re.S).group(1)
+    cmds = [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.startswith("digestqa ")]
+    assert any(c.startswith("digestqa remove ") for c in cmds) and "digestqa stats --sources" in cmds
+    parser = cli.build_parser()
+    for cmd in cmds:
+        parser.parse_args(shlex.split(cmd)[1:])  # SystemExit (a test failure) on anything unknown

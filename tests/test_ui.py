@@ -333,3 +333,16 @@ def test_ui_chat_follow_ups_with_the_real_pipeline(sample_settings, turns):
         assert expect in messages[-1]["content"], (question, messages[-1]["content"])
         assert "2511.10962" in sources
     assert [a.interpreted != "" for _, a in state] == [False, True, True]
+
+
+def test_unsupported_sentences_are_marked_not_hidden():
+    from dataclasses import replace as dc_replace
+
+    from rag.types import Claim
+
+    a = _answer("q", text="GenRec uses RQ-VAE [1]. It was trained on 4,000 GPUs.")
+    a = dc_replace(a, claims=(Claim("GenRec uses RQ-VAE", (1,), 0.9, True),
+                              Claim("It was trained on 4,000 GPUs.", (), 0.0, False)))
+    html_ = render.answer_html(a, 1)
+    assert "It was trained on 4,000 GPUs." in html_.split('class="dq-unsupported"')[0]  # still in the answer
+    assert 'class="dq-unsupported"' in html_ and "(no citation)" in html_ and "(1)" in html_

@@ -45,13 +45,22 @@ def _paragraphs(escaped: str) -> str:
 
 
 def answer_html(answer: Answer, turn: int) -> str:
-    """The assistant chat message for a finished answer."""
+    """The assistant chat message for a finished answer; sentences its cited sources do not support (or that
+    cite nothing) are marked, never hidden."""
     known = {c.n for c in answer.citations}
     body = _paragraphs(linkify_citations(esc(answer.text), turn, known))
     if answer.abstained:
         return ('<div class="dq-answer dq-abstained"><div class="dq-badge">Not answerable from the indexed '
                 f'digests</div><div>{body}</div></div>')
-    return f'<div class="dq-answer">{body}</div>'
+    warn = ""
+    if answer.unsupported:
+        items = "".join(f"<li>{esc(c.text)}{' (no citation)' if not c.cites else ''}</li>"
+                        for c in answer.unsupported)
+        warn = (f'<div class="dq-unsupported"><div class="dq-badge">Not supported by the cited sources '
+                f'({len(answer.unsupported)}): check before use</div><ul>{items}</ul></div>')
+    interpreted = (f'<div class="dq-interpreted">Answered as: {esc(answer.interpreted)}</div>'
+                   if answer.interpreted else "")
+    return f'<div class="dq-answer">{interpreted}{body}{warn}</div>'
 
 
 def streaming_html(partial: str) -> str:

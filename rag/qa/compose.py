@@ -23,7 +23,7 @@ from ..types import Hit
 from .evidence import Bridge, Dense, Scored, Source, Unit, make_source, match_terms, required_missing, \
     score_units, weights
 from .question import Analysis, Part, analyse, asks_entity, asks_enumeration, type_noun
-from .terms import Term, cjk_phrases
+from .terms import Term, cjk_phrases, find
 
 # Metadata fields answering each aspect, in order of preference ("*": all present ones).
 META_FIELDS: dict[str, tuple[str, ...]] = {
@@ -444,6 +444,8 @@ def _phrase_covered(phrase: str, terms: tuple[Term, ...], union: set[str]) -> bo
 
 def _meta_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
     subjects = _subjects(part, ok, ctx)
+    if part.listing and part.aspect == "authors":  # "which papers list Bo Zheng as an author"
+        subjects = [s for s in subjects if _person_matches(part, s)]
     if not subjects:
         return PartAnswer(part, missing=[t.text for t in part.required] or _weak_missing(part, ok, ctx))
     lines = []
@@ -459,6 +461,17 @@ def _meta_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
     if not lines:
         return PartAnswer(part, aspect_missing=part.aspect, missing=[_label(subjects[0])])
     return PartAnswer(part, lines)
+
+
+def _person_matches(part: Part, src: Source) -> bool:
+    """Does the paper's author list hold the person the question names (its capitalised names)?"""
+    names = [t for t in part.terms if t.kind == "name"]
+    authors = src.meta("Authors")
+    if not names:
+        return True
+    if authors is None:
+        return False
+    return all(find(t, authors.norm) >= 0 for t in names)
 
 
 def _subjects(part: Part, ok: list[Source], ctx: _Ctx) -> list[Source]:
@@ -555,8 +568,25 @@ def _compare_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
     if len(named) < 2:
         return _content_part(Part(part.text, "content", part.listing, part.terms), ok, ctx)
     lines = []
+    asks = [t for t in part.terms if t.key not in set().union(*(_names(part, s) for s in named))
+            and not _aspect_word(t, "compare")]
     for src in named[:4]:
         units = _content_units(part, src, ctx)
-        if units:
-            lines.append(Line(src, [next((u for u in units if u.unit.kind == "sentence"), units[0])]))
+        best = next((u for u in units if u.unit.kind == "sentence"), units[0] if units else None)
+        if not asks or best is None or best.lexical == 0:  # "how do they differ?": what each one is
+            best = _contribution(src) or best
+        if best is not None:
+            lines.append(Line(src, [best]))
     return PartAnswer(part, lines) if lines else PartAnswer(part, missing=_weak_missing(part, ok, ctx))
+
+
+_CONTRIBUTION = re.compile(r"\b(?:we|this\s+(?:paper|work|study)|our\s+(?:approach|method|framework))\s+"
+                           r"(?:first\s+|further\s+)?(?:propose|introduce|present|develop|design|build)\w*|"
+                           r"(?:提出|介绍)了?", re.I)
+
+
+def _contribution(src: Source) -> Scored | None:
+    """The sentence saying what the paper contributes ("we propose ..."), else its first sentence."""
+    sents = [(i, u) for i, u in enumerate(src.units) if u.kind == "sentence"]
+    pick = next(((i, u) for i, u in sents if _CONTRIBUTION.search(u.text)), sents[0] if sents else None)
+    return Scored(src, pick[1], pick[0], 0.5, 0.0, None) if pick else None

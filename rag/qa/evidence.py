@@ -183,6 +183,8 @@ def weights(terms: tuple[Term, ...], sources: list[Source], rarity: dict[str, fl
 
 
 HEAD_CREDIT = 0.5  # a term in the paper's title/authors counts this much for each of its units
+CJK_OVER_ENGLISH = 0.5  # a Chinese question's words weigh half against a paper with no Chinese text (only a
+#                         bridge or a multilingual embedder can match them there)
 
 
 def lexical(src: Source, pos: int, part: Part, w: dict[str, float]) -> float:
@@ -209,7 +211,7 @@ def lexical(src: Source, pos: int, part: Part, w: dict[str, float]) -> float:
     if cjk:
         chars = {c for t in cjk for c in t.span}
         share = {c: max((cov(t.key) for t in cjk if c in t.span), default=0.0) for c in chars}
-        weight = sum(w[t.key] for t in cjk)
+        weight = sum(w[t.key] for t in cjk) * (1.0 if src.has_zh else CJK_OVER_ENGLISH)
         total += weight
         score += weight * sum(share.values()) / len(chars)
     return score / total if total else 0.0

@@ -188,8 +188,8 @@ def _trivial(piece: str) -> bool:
     return aspect_of(piece) in ("content", "compare") and not any(t.required for t in terms) and len(terms) <= 1
 
 
-_OR = re.compile(r"\s+(?:or|and/or)\s+|\s*/\s*", re.I)
-_RUN_STOP = re.compile(r"[^\w\-@.+³]+")
+_OR = re.compile(r"\s+(?:or|and/or)\s+|\s*/\s*|\s*、\s*(?=[A-Za-z0-9])(?<=[A-Za-z0-9]、)|(?<=[A-Za-z0-9])\s*还是\s*", re.I)
+_RUN_STOP = re.compile(r"[^\w\-@.+³]+|(?<=[\u3400-\u9fff])(?=[A-Za-z0-9])|(?<=[A-Za-z0-9])(?=[\u3400-\u9fff])")
 
 
 def alternatives(text: str, terms: tuple[Term, ...]) -> tuple[tuple[tuple[str, ...], ...], ...]:
@@ -206,7 +206,7 @@ def alternatives(text: str, terms: tuple[Term, ...]) -> tuple[tuple[tuple[str, .
     return tuple(groups)
 
 
-_GLOSS = re.compile(r"([\u3400-\u9fff]{2,})[”\"」』]?\s*[（(]\s*([A-Za-z][^）)]{1,60})[）)]|"
+_GLOSS = re.compile(r"([\u3400-\u9fff]{2,}(?:\s*[A-Za-z0-9\-]+)?)[”\"」』]?\s*[（(]\s*([A-Za-z][^）)]{1,60})[）)]|"
                     r"([A-Za-z][A-Za-z0-9 \-]{1,60}?)[”\"」』]?\s*[（(]\s*([\u3400-\u9fff]{2,})\s*[）)]")
 
 
@@ -253,7 +253,7 @@ def _run(words) -> list[str]:
     for w in words:
         if not w:
             continue
-        if w.lower() in STOPWORDS or w.lower() in FRAME_WORDS:
+        if w.lower() in STOPWORDS or w.lower() in FRAME_WORDS or re.search(r"[\u3400-\u9fff]", w):
             break
         out.append(w)
     return out
