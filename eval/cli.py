@@ -12,18 +12,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--questions", metavar="FILE", help="question file (JSON Lines); default: the bundled set")
     parser.add_argument("--out", metavar="DIR", help="run directory; default runs/<timestamp>")
     parser.add_argument("--corpus", nargs="+", metavar="PATH",
-                        help="ingest these files/folders first (into --index, else a temporary index)")
-    parser.add_argument("--compare", metavar="DIR", help="previous run dir (or report.json) to show deltas against")
+                        help="ingest these files/folders first, into --index, else a temporary index "
+                             "(default: the bundled sample in a temporary index, unless --index is given)")
+    parser.add_argument("--compare", metavar="DIR",
+                        help="previous run dir (or report.json) to show deltas against (default: none)")
     parser.add_argument("--retrieval-only", action="store_true", help="score retrieval only (no answering)")
-    parser.add_argument("--beir", metavar="DIR", help="run the BEIR benchmark on this dataset dir instead")
+    parser.add_argument("--beir", metavar="DIR", help="run the BEIR benchmark on this dataset dir instead "
+                                                      "(default: none)")
     parser.add_argument("--judge", action="store_true", help="add LLM-judge scores (needs a configured LLM)")
     parser.add_argument("--thresholds", metavar="FILE",
-                        help="CI gate file; default eval/thresholds.toml (skipped for --limit / custom --questions)")
-    parser.add_argument("--limit", type=int, metavar="N", help="only the first N questions (debugging)")
+                        help="CI gate file (default: eval/thresholds.toml; skipped for --limit / custom --questions)")
+    parser.add_argument("--limit", type=int, metavar="N", help="only the first N questions, for debugging "
+                                                               "(default: all)")
     parser.add_argument("--set", dest="sets", action="append", metavar="NAME",
                         help="bundled set(s) to run: sample-dev, sample-test, corpora-dev, corpora-test, or a corpus "
                              "name (sample, corpora) for both its splits; default: all (repeatable)")
-    parser.add_argument("--split", choices=("dev", "test"), help="only this split of the bundled sets")
+    parser.add_argument("--split", choices=("dev", "test"), help="only this split of the bundled sets "
+                                                                  "(default: both)")
     parser.add_argument("--shared", metavar="DIR",
                         help="shared data dir holding corpora/ for the corpora sets (default: DIGESTQA_SHARED or "
                              "../shared beside the checkout)")
@@ -31,8 +36,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fail (exit 2) when a selected set's corpus is missing instead of skipping it (CI)")
 
 
-def _progress(done: int, total: int, msg: str) -> None:
-    print(f"\r[{done}/{total}] {msg[:70]:<70}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+def _progress_bars(stage_of):
+    """tqdm bars like ``digestqa ingest``'s (parse, embed), then one for the questions; ``stage_of`` maps a
+    progress message that is not an ingest stage to its bar's name."""
+    from rag.cli import ProgressBars
+
+    bars = ProgressBars(units={"dense": "queries", "bm25": "queries", "hybrid": "queries"})
+
+    def progress(done: int, total: int, msg: str) -> None:
+        if msg in ("parse", "embed"):
+            bars(done, total, msg)
+        else:
+            bars(done, total, stage_of(msg), note=msg.split(":", 1)[0] if ":" in msg else None)
+
+    return progress
 
 
 def _corpus_plan(args: argparse.Namespace) -> tuple[list | None, bool]:
@@ -53,7 +70,7 @@ def _run_beir(args: argparse.Namespace, settings: Settings) -> int:
 
     out = Path(args.out) if args.out else default_out_dir()
     try:
-        doc = run_beir(args.beir, settings, out, _progress)
+        doc = run_beir(args.beir, settings, out, _progress_bars(lambda msg: msg.split(":", 1)[0]))
     except (OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -121,7 +138,8 @@ def _run_suite(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     shared = find_shared(args.shared)
-    rep = run_suite(settings, Path(args.out) if args.out else default_out_dir(), sets, shared, _progress, args.limit)
+    rep = run_suite(settings, Path(args.out) if args.out else default_out_dir(), sets, shared,
+                    _progress_bars(lambda msg: "questions"), args.limit)
     print("\n".join(summary_rows(rep)))
     for name, why in rep.skipped.items():
         print(f"{name}: skipped, {why}")
@@ -147,7 +165,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(why)
     corpus, temp = _corpus_plan(args)
     try:
-        rep = run_eval(args.questions, settings, args.out, corpus, _progress, temp_index=temp, limit=args.limit,
+        rep = run_eval(args.questions, settings, args.out, corpus, _progress_bars(lambda msg: "questions"),
+                       temp_index=temp, limit=args.limit,
                        retrieval_only=args.retrieval_only, judge=args.judge and not unavailable_reason(settings),
                        sample_if_empty=False)
     except QuestionFileError as e:

@@ -1,9 +1,11 @@
-"""The `digestqa` command: ingest, ask, chat, papers, stats, ui, eval, bench."""
+"""The `digestqa` command: ingest, remove, ask, chat, papers, stats, ui, eval, bench."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 from .config import Settings
@@ -21,22 +23,34 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--index", metavar="DIR", default=argparse.SUPPRESS,
                    help="index data dir (default: $DIGESTQA_INDEX or the platform data dir)")
     g.add_argument("--chroma-url", metavar="URL", default=argparse.SUPPRESS,
-                   help="use a Chroma server (e.g. http://127.0.0.1:8000) instead of the embedded store")
+                   help="use a Chroma server (e.g. http://127.0.0.1:8000) instead of the embedded store "
+                        "(default: $DIGESTQA_CHROMA_URL, else the embedded store in the index dir)")
     g.add_argument("--embedder", metavar="NAME", default=argparse.SUPPRESS,
-                   help="minilm-onnx (default, offline), openai:<model> or st:<sentence-transformers model>")
+                   help="minilm-onnx (offline), openai:<model> or st:<sentence-transformers model> "
+                        "(default: $DIGESTQA_EMBEDDER or minilm-onnx)")
     return p
+
+
+def _default(name: str):
+    """A Settings field's default, for --help."""
+    return Settings.model_fields[name].default
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filters")
-    g.add_argument("--since", metavar="YYYY-MM-DD", help="only papers from digests (or submitted) on/after")
-    g.add_argument("--until", metavar="YYYY-MM-DD", help="only papers from digests (or submitted) on/before")
-    g.add_argument("--category", help="only papers in this arXiv category (e.g. cs.IR)")
-    g.add_argument("--author", help="only papers with an author matching this (case-insensitive)")
-    g.add_argument("--top-k", type=int, metavar="N", help="number of papers handed to the answerer")
+    g.add_argument("--since", metavar="YYYY-MM-DD", help="only papers from digests (or submitted) on/after "
+                                                           "(default: no lower limit)")
+    g.add_argument("--until", metavar="YYYY-MM-DD", help="only papers from digests (or submitted) on/before "
+                                                           "(default: no upper limit)")
+    g.add_argument("--category", help="only papers in this arXiv category, e.g. cs.IR (default: any)")
+    g.add_argument("--author", help="only papers with an author matching this, case-insensitive (default: any)")
+    g.add_argument("--top-k", type=int, metavar="N",
+                   help=f"number of papers handed to the answerer (default: {_default('top_k')}; 'which papers' "
+                        f"questions get at least 10 with the extractive answerer)")
     g.add_argument("--answerer", choices=["auto", "llm", "extractive"], default=None,
-                   help="auto (default): LLM when OPENAI_API_KEY/OPENAI_BASE_URL is set, else extractive")
-    g.add_argument("--model", help="chat model for the LLM answerer ($DIGESTQA_MODEL)")
+                   help="auto: LLM when OPENAI_API_KEY/OPENAI_BASE_URL is set, else extractive "
+                        "(default: $DIGESTQA_ANSWERER or auto)")
+    g.add_argument("--model", help=f"chat model for the LLM answerer (default: $DIGESTQA_MODEL or {_default('model')})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("ingest", parents=[common], help="index digest files, folders or globs")
     p.add_argument("paths", nargs="+", help="files, folders (recursive) or globs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = sub.add_parser("remove", parents=[common], help="remove digests' papers from the index",
+                       description="Remove digests from the index (catalogue, Chroma vectors, BM25). A paper "
+                                   "that also came from another digest stays, with that digest's fields.")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="digest files, folders or globs as ingested (they need not exist any more)")
+    p.add_argument("--source", action="append", default=[], metavar="NAME",
+                   help="an indexed digest by file name or trailing path, e.g. 15-May-2025/README.md "
+                        "(repeatable; default: none; `digestqa stats --sources` lists them)")
+    p.add_argument("--sample", action="store_true",
+                   help="the bundled sample: its own index, and its digests if an older digestqa put them here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("ask", parents=[common], help="answer one question with citations")
     p.add_argument("question")
@@ -61,12 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bibtex", action="store_true", help="print BibTeX @misc entries (of IDS, else of every paper)")
     p.add_argument("ids", nargs="*", metavar="ID", help="only these papers (paper or arXiv IDs)")
     _add_workflow_commands(sub, common)
-    sub.add_parser("stats", parents=[common], help="papers, chunks, sources, embedder, index path")
+    p = sub.add_parser("stats", parents=[common], help="papers, chunks, sources, embedder, index path")
+    p.add_argument("--sources", action="store_true", help="also list every indexed digest file")
     p = sub.add_parser("ui", parents=[common], help="open the web UI (Gradio)")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--auth", metavar="USER:PASS", help="required when --host is not local")
-    p.add_argument("--upload-max-mb", type=float, default=None, help="largest upload accepted (default 50)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    p.add_argument("--auth", metavar="USER:PASS", help="login; required when --host is not local (default: none)")
+    p.add_argument("--upload-max-mb", type=float, default=None,
+                   help=f"largest upload accepted, in MB (default: {_default('upload_max_mb'):g})")
     p = sub.add_parser("eval", parents=[common], help="run the eval question set and write a report")
     _add_eval_args(p)
     sub.add_parser("bench", parents=[common], help="run the benchmarks (slow; see bench/README.md); "
@@ -83,7 +110,7 @@ def _add_workflow_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--since", metavar="YYYY-MM-DD", help="first day to fetch (default: the last 7 days on a "
                                                          "first sync, then the days after the last one fetched)")
     p.add_argument("--list", action="store_true", help="list the remembered sources and exit")
-    p.add_argument("--forget", metavar="URL", help="stop syncing this source (its papers stay indexed)")
+    p.add_argument("--forget", metavar="URL", help="stop syncing this source (its papers stay indexed; default: none)")
     p.add_argument("--json", action="store_true", help="print one JSON object per source")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("watch", parents=[common], help="standing phrases and the new papers matching them")
@@ -97,7 +124,7 @@ def _add_workflow_commands(sub, common: argparse.ArgumentParser) -> None:
     a = wsub.add_parser("run", parents=[common], help="list the papers matching the watches")
     a.add_argument("phrase", nargs="?", help="only this watch (a remembered one or any phrase)")
     a.add_argument("--since", metavar="YYYY-MM-DD", help="papers dated on/after (default: the last 7 indexed days)")
-    a.add_argument("--until", metavar="YYYY-MM-DD", help="papers dated on/before")
+    a.add_argument("--until", metavar="YYYY-MM-DD", help="papers dated on/before (default: no upper limit)")
     a.add_argument("--json", action="store_true", help="print one JSON object")
     sub.add_parser("mcp", parents=[common], help="serve the index to MCP clients over stdio")
 
@@ -123,32 +150,67 @@ def filters_from(args: argparse.Namespace) -> Filters:
 
 # ---------------------------------------------------------------- ingest
 
-def _progress_bar(quiet: bool) -> Callable[[int, int, str], None] | None:
-    if quiet:
-        return None
-    from tqdm import tqdm
+UNITS = {"parse": "files", "embed": "passages", "re-embed": "passages", "questions": "questions"}
 
-    bars: dict[str, tqdm] = {}
 
-    def update(done: int, total: int, stage: str) -> None:
-        bar = bars.get(stage)
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 citation', '2 citations', '0 papers' (``many`` for irregular plurals)."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
+class ProgressBars:
+    """A ``progress(done, total, stage)`` callback drawing one tqdm bar per stage on stderr ('parse' in files,
+    then 'embed' in passages, ...). The bar is created at the stage's first call (done is 0 there for
+    'embed') and advanced with ``update`` so tqdm's rate and ETA are measured from that moment; the total
+    may be refined on the way (ingest estimates it for corpora of more than 1,000 papers)."""
+
+    def __init__(self, file=None, units: dict[str, str] | None = None):
+        self.file = file if file is not None else sys.stderr
+        self.units = {**UNITS, **(units or {})}
+        self.bars: dict[str, object] = {}
+        self.closed: set[str] = set()
+
+    def __call__(self, done: int, total: int, stage: str, note: str | None = None) -> None:
+        from tqdm import tqdm
+
+        if stage in self.closed:
+            if done >= total:
+                return
+            self.closed.discard(stage)  # the stage starts again (the next file set, the next question set)
+            del self.bars[stage]
+        bar = self.bars.get(stage)
         if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=f"{stage:>6}", unit=" files" if stage == "parse" else " papers",
-                                     file=sys.stderr, leave=True, dynamic_ncols=True)
-        bar.total = total
-        bar.n = done
-        bar.refresh()
+            width = max(6, *map(len, self.units))
+            bar = self.bars[stage] = tqdm(total=total, desc=f"{stage:>{width}}", unit=" " + self.units.get(stage, "items"),
+                                          file=self.file, leave=True, dynamic_ncols=True, smoothing=0.1,
+                                          mininterval=0.5)
+        if bar.disable:
+            return
+        bar.total = max(total, done)
+        if note:
+            bar.set_postfix_str(note[:40], refresh=False)
+        bar.update(done - bar.n)
         if done >= total:
             bar.close()
+            self.closed.add(stage)
 
-    return update
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _progress_bar(quiet: bool) -> Callable[[int, int, str], None] | None:
+    return None if quiet else ProgressBars()
 
 
 def print_report(r: IngestReport, out=None) -> None:
     out = out or sys.stdout  # looked up per call (not bound at import), so redirections apply
+    embed_s = r.timings.get("embed", 0.0)
+    rate = f" ({r.passages_embedded / embed_s:.1f}/s)" if r.passages_embedded and embed_s > 0 else ""
     print(f"files: {r.files} ({r.files_skipped} unchanged, skipped) | papers: {r.papers_new} new, "
           f"{r.papers_updated} updated, {r.papers_unchanged} unchanged | chunks: +{r.chunks_added} "
-          f"-{r.chunks_removed} | failures: {len(r.failures)} | {r.seconds:.1f} s", file=out)
+          f"-{r.chunks_removed} | embedded: {plural(r.passages_embedded, 'passage')}{rate} | "
+          f"failures: {len(r.failures)} | {r.seconds:.1f} s", file=out)
     for note in r.notes:
         print(f"  note: {note}", file=out)
     for f in r.failures:
@@ -169,7 +231,53 @@ def cmd_ingest(args, s: Settings) -> int:
     print_report(report)
     if watched:
         print_new_matches(api.paper_ids(s) - before, s)
+    _note_mixed_sample(s)
     return EXIT_FAILED_FILES if report.failures else 0
+
+
+def _note_mixed_sample(s: Settings) -> None:
+    """Before the sample had its own index, `ask` put it into the user's: say how to take it out."""
+    from .ingest import is_sample_file
+    from . import api
+
+    mixed = [f for f in api.sources(s) if is_sample_file(f)]
+    if mixed and len(mixed) < len(api.sources(s)):
+        print(f"note: this index also holds the bundled sample ({plural(len(mixed), 'digest')}, put there by an "
+              f"earlier digestqa); `digestqa remove --sample` takes its papers out", file=sys.stderr)
+
+
+def print_remove_report(r, s: Settings, out=sys.stdout) -> None:
+    from . import api
+
+    if r.files:
+        print(f"removed {plural(len(r.files), 'digest')}: {plural(r.papers_removed, 'paper')} removed, "
+              f"{plural(len(r.papers_kept), 'paper')} kept (also in other digests) | chunks: +{r.chunks_added} "
+              f"-{r.chunks_removed} | {r.seconds:.1f} s", file=out)
+        for f in r.files:
+            print(f"  - {f}", file=out)
+        if r.papers_kept:
+            titles = {p.paper_id: p.title for p in api.papers(s) if p.paper_id in set(r.papers_kept)}
+            for pid in r.papers_kept:
+                print(f"  kept {pid}: {_clip(titles.get(pid, ''), 80)}", file=out)
+    if r.sample_index:
+        print(f"removed the bundled sample's index {r.sample_index}", file=out)
+    if not r.files and not r.sample_index:
+        print("nothing to remove", file=out)
+
+
+def cmd_remove(args, s: Settings) -> int:
+    from . import api
+
+    if not (args.paths or args.source or args.sample):
+        print("error: say what to remove: PATH, --source NAME or --sample", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        report = api.remove(args.paths, args.source, args.sample, s, _progress_bar(args.quiet))
+    except KeyboardInterrupt:
+        print("interrupted: the index still answers; run the same command again to finish", file=sys.stderr)
+        return 130
+    print_remove_report(report, s)
+    return 0
 
 
 def print_new_matches(new_ids: set[str], s: Settings, out=None) -> None:
@@ -179,7 +287,7 @@ def print_new_matches(new_ids: set[str], s: Settings, out=None) -> None:
     if not new_ids:
         return
     found = api.whats_new(settings=s, paper_ids=new_ids)
-    print_matches(found, out, header=f"watches ({len(new_ids)} new papers):")
+    print_matches(found, out, header=f"watches ({plural(len(new_ids), 'new paper')}):")
 
 
 def print_matches(found: dict, out=None, header: str | None = None) -> None:
@@ -187,7 +295,7 @@ def print_matches(found: dict, out=None, header: str | None = None) -> None:
     if header:
         print(header, file=out)
     for phrase, ms in found.items():
-        print(f'  "{phrase}": {len(ms)} matching paper{"" if len(ms) == 1 else "s"}', file=out)
+        print(f'  "{phrase}": {plural(len(ms), "matching paper")}', file=out)
         for m in ms:
             print(f"    {(m.arxiv_id or m.paper_id):<16} {m.date or '':<10} {_clip(m.title, 90)}", file=out)
             print(f"      {m.field}: \"{_clip(m.sentence, 160)}\"", file=out)
@@ -196,22 +304,31 @@ def print_matches(found: dict, out=None, header: str | None = None) -> None:
 
 # ---------------------------------------------------------------- ask / chat
 
-def _ensure_index(s: Settings) -> None:
+def _answer_settings(s: Settings) -> Settings:
+    """The index to answer from: this one, or while it is empty the bundled sample's own index (built on
+    first use), so the sample never mixes into the user's digests."""
     from . import api
     from .config import SCHEMA_VERSION, schema_change
 
     st = api.stats(s)
     if st["schema"] < SCHEMA_VERSION:
         print(f"note: index {s.index_dir} was built by schema {st['schema']}: answering from it; the next "
-              f"`digestqa ingest` re-embeds its {st['papers']} papers ({schema_change(st['schema'])})",
+              f"`digestqa ingest` re-embeds its {plural(st['papers'], 'paper')} ({schema_change(st['schema'])})",
               file=sys.stderr)
     if st["papers"]:
-        return
+        return s
+    sample = api.sample_settings(s)
+    if api.stats(sample)["papers"]:
+        print(f"index {s.index_dir} is empty: answering from the bundled sample ({sample.index_dir}); "
+              "`digestqa ingest PATH` indexes your digests", file=sys.stderr)
+        return sample
     print(f"index {s.index_dir} is empty: ingesting the bundled sample corpus "
-          f"({len(api.sample_paths())} digests) first...", file=sys.stderr)
-    report = api.ensure_sample(s)
+          f"({plural(len(api.sample_paths()), 'digest')}) into its own index {sample.index_dir} first; "
+          "`digestqa ingest PATH` indexes your digests (the sample stays apart)...", file=sys.stderr)
+    report = api.ensure_sample(sample, _progress_bar(not sys.stderr.isatty()))
     if report:
         print_report(report, out=sys.stderr)
+    return sample
 
 
 def format_answer(a: Answer) -> str:
@@ -234,8 +351,9 @@ def format_answer(a: Answer) -> str:
     if a.dropped_citations:
         lines.append(f"  dropped citation numbers that match no source: {list(a.dropped_citations)}")
     model = f" ({a.model})" if a.model else ""
+    load = a.timings_ms.get("load", 0.0)
     lines.append(f"answerer: {a.answerer}{model}, {a.reason} | embedder: {a.embedder} | "
-                 f"{a.timings_ms.get('total', 0):.0f} ms")
+                 f"{a.timings_ms.get('total', 0):.0f} ms" + (f" (loading the index: {load:.0f} ms)" if load >= 50 else ""))
     return "\n".join(lines)
 
 
@@ -260,7 +378,7 @@ def _stream_answer(question: str, s: Settings, f: Filters, history) -> Answer:
 def cmd_ask(args, s: Settings) -> int:
     from . import api
 
-    _ensure_index(s)
+    s = _answer_settings(s)
     fmt = "json" if args.json else args.format
     if fmt == "json":
         print(json.dumps(api.ask(args.question, s, filters_from(args)).to_json(), ensure_ascii=False))
@@ -282,7 +400,7 @@ def cmd_ask(args, s: Settings) -> int:
 def cmd_chat(args, s: Settings) -> int:
     from . import api
 
-    _ensure_index(s)
+    s = _answer_settings(s)
     d = api.describe(s)
     print(f"digestqa chat — answerer: {d['answerer']} ({d['reason']}), embedder: {d['embedder']}.\n"
           "Type a question; /sources shows the last sources, /clear forgets the history, /quit exits.")
@@ -305,10 +423,9 @@ def cmd_chat(args, s: Settings) -> int:
         if q:
             last = _stream_answer(q, s, filters_from(args), history)
             history.append(last)
-            n = len(last.citations)
             if last.interpreted:
                 print(f"  (answered as: {last.interpreted})")
-            print(f"  ({n} citation{'' if n == 1 else 's'}; /sources for details)")
+            print(f"  ({plural(len(last.citations), 'citation')}; /sources for details)")
 
 
 # ---------------------------------------------------------------- papers / stats / ui / eval / bench
@@ -332,7 +449,7 @@ def cmd_papers(args, s: Settings) -> int:
     for p in papers:
         mark = "*" if p.title_derived else " "
         print(f"{(p.arxiv_id or p.paper_id):<16} {p.date or '':<10} {mark}{_clip(p.title, 90)}")
-    print(f"{len(papers)} papers (* = derived title)", file=sys.stderr)
+    print(f"{plural(len(papers), 'paper')} (* = derived title)", file=sys.stderr)
     return 0
 
 
@@ -340,16 +457,28 @@ def cmd_stats(args, s: Settings) -> int:
     from . import api
 
     st = api.stats(s)
-    st.pop("source_files", None)
+    files = st.pop("source_files", [])
     for k, v in st.items():
         print(f"{k:>11}: {v}")
+    sample = api.sample_settings(s)
+    if Path(sample.index_dir).is_dir():
+        n = api.stats(sample)["papers"]
+        print(f"{'sample':>11}: {plural(n, 'paper')} in {sample.index_dir} (answers come from it while this index "
+              "is empty; `digestqa remove --sample` deletes it)")
+    if args.sources:
+        for f in files:
+            print(f"  {f}")
     return 0
 
 
 def cmd_ui(args, s: Settings) -> int:
     from ui.app import launch
 
-    launch(s, host=args.host, port=args.port, auth=args.auth)
+    # quiet: no Gradio banner (its "set `share=True` in `launch()`" hint is for Python callers)
+    app = launch(s, host=args.host, port=args.port, auth=args.auth, prevent_thread_lock=True, quiet=True)
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    print(f"digestqa UI on http://{shown}:{args.port}/ (index {s.index_dir}); Ctrl+C stops it", flush=True)
+    app.block_thread()
     return 0
 
 
@@ -371,7 +500,7 @@ def cmd_sync(args, s: Settings) -> int:
     if args.list:
         for src in api.sync_sources(s):
             days = sorted(src.fetched)
-            print(f"{src.kind:<5} {src.url}  ({len(days)} files{', last ' + days[-1] if days else ''}; "
+            print(f"{src.kind:<5} {src.url}  ({plural(len(days), 'file')}{', last ' + days[-1] if days else ''}; "
                   f"last sync {src.last_sync or 'never'})")
         return 0
     if args.forget:
@@ -409,7 +538,7 @@ def _print_sync(r) -> None:
     if not r.fetched:
         print(f"sync {r.url} ({r.kind}): up to date")
         return
-    print(f"sync {r.url} ({r.kind}): fetched {len(r.fetched)} file(s): {', '.join(r.fetched)}")
+    print(f"sync {r.url} ({r.kind}): fetched {plural(len(r.fetched), 'file')}: {', '.join(r.fetched)}")
     print_report(r.ingest)
 
 
@@ -462,7 +591,8 @@ def cmd_mcp(args, s: Settings) -> int:
     return 0
 
 
-COMMANDS = {"sync": cmd_sync, "watch": cmd_watch, "mcp": cmd_mcp, "ingest": cmd_ingest, "ask": cmd_ask, "chat": cmd_chat, "papers": cmd_papers,
+COMMANDS = {"sync": cmd_sync, "watch": cmd_watch, "mcp": cmd_mcp, "ingest": cmd_ingest, "remove": cmd_remove,
+            "ask": cmd_ask, "chat": cmd_chat, "papers": cmd_papers,
             "stats": cmd_stats, "ui": cmd_ui, "eval": cmd_eval, "bench": cmd_bench}
 
 
@@ -480,6 +610,19 @@ def _command_index(argv: list[str]) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a closed stdout (``digestqa papers | head``) ends it quietly, as SIGPIPE ends a
+    Unix tool (exit 141), instead of a BrokenPipeError traceback."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # (inside the try: a pipe closed early fails here, not at exit)
+        return code
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+        return 141
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     rest: list[str] = []
     i = _command_index(argv)

@@ -22,6 +22,9 @@ from typing import Callable
 from .config import Settings
 from .types import Chunk, FileError, IngestReport, Paper, ParseResult, Source
 
+# progress(done, total, stage): stage "parse" counts files, then "embed" counts passages given a vector
+# (done / total, from the first embedder call on; the total is exact for the first _CHUNK_GROUP papers
+# and estimated from them for the rest, refined as each group is chunked).
 Progress = Callable[[int, int, str], None]
 DIGEST_SUFFIXES = (".txt", ".md", ".markdown", ".jsonl", ".json", ".gz")
 # Passages given a vector per embedder call, Chroma upsert and SQLite commit (measured: MiniLM
@@ -38,8 +41,11 @@ class _Run:
     failures: list[FileError] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     skipped: int = 0
+    embedded: int = 0  # passages given a vector so far in this stage
+    embedded_before: int = 0  # ... in earlier stages (a schema upgrade's re-embed)
+    embed_total: int = 0  # passages to embed (see Progress)
     notes: list[str] = field(default_factory=list)
-    stage: str = "index"  # progress label of the chunk/embed stage
+    stage: str = "embed"  # progress label of the embed stage ("re-embed" during a schema upgrade)
 
     def tick(self, done: int, total: int, msg: str) -> None:
         if self.progress:
@@ -222,12 +228,11 @@ def _upgrade(store, version: int, name: str, run: _Run) -> None:
     note = (f"index schema {version} -> {config.SCHEMA_VERSION}: re-embedding {papers} papers "
             f"({config.schema_change(version)})")
     run.notes.append(note)
-    run.stage = note
-    run.tick(0, papers, note)
+    run.stage = "re-embed"  # (its bar counts passages like "embed"; the note ends the report)
     try:
         _index(store, rows, {f: [unwrap_paper(p) for p in recs] for f, recs in records.items()}, run)
     finally:
-        run.stage = "index"
+        run.stage, run.embedded_before, run.embedded, run.embed_total = "embed", run.embedded, 0, 0
 
 
 def _collect(todo, results: list[ParseResult], run: _Run) -> tuple[list[dict], dict[str, list[Paper]]]:
@@ -280,24 +285,9 @@ def _counts(new_records, merged, hashes, old_hashes) -> tuple[int, int, int]:
 
 
 def _sync_chunks(store, changed: list[Paper], live: set[str], before: set[str], run: _Run) -> tuple[int, int]:
-    """Chunk, embed and upsert the changed papers a group at a time (memory stays bounded by the
-    group, not the corpus), then delete their stale chunks and those of papers that are gone."""
-    from .chunk import chunk_papers
-
-    t0 = time.perf_counter()
-    existing = store.chunk_hashes()
-    run.timer("store", t0)
-    keep: set[str] = set()
-    added = 0
-    for start in range(0, len(changed), _CHUNK_GROUP):
-        t0 = time.perf_counter()
-        chunks = chunk_papers(changed[start:start + _CHUNK_GROUP], run.settings)
-        run.timer("chunk", t0)
-        keep.update(c.chunk_id for c in chunks)
-        todo = [c for c in chunks if existing.get(c.chunk_id) != c.content_hash]
-        _embed_and_upsert(store, todo, run)
-        added += len(todo)
-        run.tick(min(start + _CHUNK_GROUP, len(changed)), len(changed), run.stage)
+    """Chunk, embed and upsert the changed papers, then delete their stale chunks and those of papers
+    that are gone."""
+    added, keep, existing = _upsert_changed(store, changed, run)
     changed_ids = {p.paper_id for p in changed}
     gone_papers = before - live
     stale = [cid for cid in existing if cid not in keep and
@@ -306,6 +296,34 @@ def _sync_chunks(store, changed: list[Paper], live: set[str], before: set[str], 
     store.delete_chunks(stale)
     run.timer("store", t0)
     return added, len(stale)
+
+
+def _upsert_changed(store, changed: list[Paper], run: _Run) -> tuple[int, set[str], dict[str, str]]:
+    """Chunk, embed and upsert the changed papers a group at a time (memory stays bounded by the
+    group, not the corpus): (chunks written, chunk ids of the changed papers, chunk hashes before)."""
+    from .chunk import chunk_papers
+
+    t0 = time.perf_counter()
+    existing = store.chunk_hashes()
+    run.timer("store", t0)
+    keep: set[str] = set()
+    added = to_embed = 0
+    for start in range(0, len(changed), _CHUNK_GROUP):
+        t0 = time.perf_counter()
+        chunks = chunk_papers(changed[start:start + _CHUNK_GROUP], run.settings)
+        run.timer("chunk", t0)
+        keep.update(c.chunk_id for c in chunks)
+        todo = [c for c in chunks if existing.get(c.chunk_id) != c.content_hash]
+        to_embed += sum(run.settings.embeds(c.field, c.lang) for c in todo)
+        seen = min(start + _CHUNK_GROUP, len(changed))
+        run.embed_total = max(run.embedded, to_embed + round(to_embed / seen * (len(changed) - seen)))
+        if run.embedded == 0 and run.embed_total:
+            run.tick(0, run.embed_total, run.stage)  # the bar starts before the first embedder call
+        _embed_and_upsert(store, todo, run)
+        added += len(todo)
+    if run.embedded:
+        run.tick(run.embedded, run.embedded, run.stage)  # exact total at the end
+    return added, keep, existing
 
 
 def _commits(chunks: list[Chunk], s: Settings):
@@ -337,6 +355,10 @@ def _embed_and_upsert(store, chunks: list[Chunk], run: _Run) -> None:
         t0 = run.timer("bm25", t0)
         store.upsert_chunks(part, vectors, tokens)
         run.timer("store", t0)
+        dense = sum(v is not None for v in vectors)
+        if dense:
+            run.embedded += dense
+            run.tick(run.embedded, max(run.embed_total, run.embedded), run.stage)
 
 
 def _vectors(chunks: list[Chunk], s: Settings) -> list:
@@ -356,7 +378,8 @@ def _finish(report: IngestReport, run: _Run, n_files: int, t_start: float) -> In
     return IngestReport(files=n_files, files_skipped=run.skipped, papers_new=report.papers_new,
                         papers_updated=report.papers_updated, papers_unchanged=report.papers_unchanged,
                         chunks_added=report.chunks_added, chunks_removed=report.chunks_removed,
-                        failures=tuple(run.failures), notes=tuple(run.notes),
+                        passages_embedded=run.embedded_before + run.embedded, failures=tuple(run.failures),
+                        notes=tuple(run.notes),
                         seconds=time.perf_counter() - t_start,
                         timings={k: round(v, 3) for k, v in run.timings.items()})
 
@@ -365,3 +388,95 @@ def _forget(settings: Settings) -> None:
     from .retrieve import forget_store
 
     forget_store(settings)
+
+
+# ---------------------------------------------------------------- removal
+
+@dataclass(frozen=True)
+class RemoveReport:
+    """What ``digestqa remove`` did: the digests forgotten and what became of their papers."""
+    files: tuple[str, ...] = ()
+    papers_removed: int = 0
+    papers_kept: tuple[str, ...] = ()  # paper ids also in other digests: re-merged from those alone
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    passages_embedded: int = 0
+    sample_index: str | None = None  # the bundled sample's own index, deleted
+    seconds: float = 0.0
+
+
+_SAMPLE_DIR = ("rag", "data", "sample")
+
+
+def is_sample_file(path: str) -> bool:
+    """A bundled sample digest, wherever digestqa is installed (…/rag/data/sample/<seed>.txt)."""
+    from .api import sample_paths
+
+    p = Path(path)
+    return p.parts[-4:-1] == _SAMPLE_DIR and p.name in {s.name for s in sample_paths()}
+
+
+def match_sources(indexed: list[str], paths: list[str | Path] = (), names: list[str] = (),
+                  sample: bool = False) -> tuple[list[str], list[str]]:
+    """(indexed files selected, selectors that matched nothing). A PATH matches the file itself, every
+    file under a folder, or a glob (the file need not exist any more); a source NAME matches a file's
+    full path, its name, or its trailing path parts (e.g. ``15-May-2025/README.md``); ``sample`` the
+    bundled sample's digests."""
+    import fnmatch
+
+    chosen: dict[str, None] = {}
+    unmatched: list[str] = []
+    for raw in paths:
+        full = str(Path(str(raw)).expanduser().resolve())
+        glob_ = any(ch in str(raw) for ch in "*?[")
+        hits = [f for f in indexed if (fnmatch.fnmatchcase(f, full) if glob_ else
+                                       f == full or f.startswith(full.rstrip(os.sep) + os.sep))]
+        chosen.update(dict.fromkeys(hits)) if hits else unmatched.append(str(raw))
+    for name in names:
+        tail = "/" + name.strip("/")
+        hits = [f for f in indexed if f == name or f.replace(os.sep, "/").endswith(tail)]
+        chosen.update(dict.fromkeys(hits)) if hits else unmatched.append(name)
+    if sample:
+        chosen.update(dict.fromkeys(f for f in indexed if is_sample_file(f)))
+    return list(chosen), unmatched
+
+
+def remove_files(files: list[str], settings: Settings, progress: Progress | None = None) -> RemoveReport:
+    """Forget these indexed files: papers only they contained leave the catalogue, Chroma and BM25;
+    papers also in other digests are re-merged from those (keeping the other sources' fields), and
+    their changed passages re-embedded."""
+    from .store import open_store
+
+    t_start = time.perf_counter()
+    run = _Run(settings, progress)
+    store = open_store(settings)
+    try:
+        store.delete_pending_vectors()  # what an interrupted removal left
+        report = _unindex(store, set(files), run) if files else RemoveReport()
+    finally:
+        store.close()
+        _forget(settings)
+    return replace(report, seconds=time.perf_counter() - t_start)
+
+
+def _unindex(store, gone_files: set[str], run: _Run) -> RemoveReport:
+    from .merge import merge_papers, paper_hash
+    from .retrieve import rebuild_bm25
+
+    old_hashes = store.paper_hashes()
+    before = set(old_hashes)
+    from_gone = {p.paper_id for p in store.all_records() if p.sources and p.sources[0].file in gone_files}
+    merged = merge_papers(store.records_except(gone_files))
+    hashes = {p.paper_id: paper_hash(p) for p in merged}
+    changed = [p for p in merged if old_hashes.get(p.paper_id) != hashes[p.paper_id]]
+    added, keep, existing = _upsert_changed(store, changed, run)
+    changed_ids = {p.paper_id for p in changed}
+    gone_papers = before - set(hashes)
+    stale = [cid for cid in existing if cid not in keep and
+             (cid.rsplit(":", 2)[0] in changed_ids or cid.rsplit(":", 2)[0] in gone_papers)]
+    store.remove_files(sorted(gone_files), merged, hashes, stale)
+    store.delete_pending_vectors()
+    rebuild_bm25(store)
+    kept = tuple(sorted(pid for pid in from_gone if pid in hashes))
+    return RemoveReport(files=tuple(sorted(gone_files)), papers_removed=len(gone_papers), papers_kept=kept,
+                        chunks_added=added, chunks_removed=len(stale), passages_embedded=run.embedded)

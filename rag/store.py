@@ -243,6 +243,54 @@ class Store:
         with self.db:
             self.db.execute("UPDATE files SET size=?, mtime=? WHERE path=?", (size, mtime, path))
 
+    def file_paths(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT path FROM files ORDER BY path")]
+
+    def records_except(self, paths: set[str]) -> list[Paper]:
+        """Raw records of every file but these (what the catalogue is re-merged from on removal)."""
+        return [paper_from_json(js) for file, js in
+                self.db.execute("SELECT file, json FROM records ORDER BY file, idx") if file not in paths]
+
+    def remove_files(self, paths: list[str], papers: list[Paper], hashes: dict[str, str],
+                     stale_chunks: list[str]) -> None:
+        """Forget these files in one transaction: their rows and records, the stale chunk rows, and the
+        merged catalogue rebuilt without them. The stale vectors are deleted from Chroma afterwards
+        (:meth:`delete_pending_vectors`); until then they are listed in ``meta`` (a vector without a
+        chunk row is never returned by a search), so an interrupted removal leaves an index that answers,
+        and the next removal finishes the job."""
+        live = {p.paper_id for p in papers}
+        gone = [(pid,) for (pid,) in self.db.execute("SELECT paper_id FROM papers") if pid not in live]
+        pending = sorted(set(self._pending_vectors()) | set(stale_chunks))
+        with self.db:
+            self.db.executemany("DELETE FROM chunks WHERE chunk_id=?", [(c,) for c in stale_chunks])
+            self.db.executemany("DELETE FROM records WHERE file=?", [(p,) for p in paths])
+            self.db.executemany("DELETE FROM files WHERE path=?", [(p,) for p in paths])
+            self.db.executemany("DELETE FROM papers WHERE paper_id=?", gone)
+            self.db.executemany("INSERT OR REPLACE INTO papers SELECT ?1, ?2, ?3 WHERE NOT EXISTS "
+                                "(SELECT 1 FROM papers WHERE paper_id=?1 AND json=?3)",
+                                ((p.paper_id, hashes[p.paper_id], paper_to_json(p)) for p in papers))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('pending_vector_deletes', ?)", (json.dumps(pending),))
+            self._bump_generation()
+
+    def _pending_vectors(self) -> list[str]:
+        row = self.db.execute("SELECT value FROM meta WHERE key='pending_vector_deletes'").fetchone()
+        return json.loads(row[0]) if row else []
+
+    def delete_pending_vectors(self) -> int:
+        """Delete from Chroma the vectors whose chunk rows a removal dropped; returns how many."""
+        ids = self._pending_vectors()
+        if ids:  # (a chunk re-ingested since keeps its vector)
+            live = set(self.chunk_rows(ids))
+            ids = [c for c in ids if c not in live]
+        if ids:
+            col = self.collection
+            step = _max_batch(col)
+            for i in range(0, len(ids), step):
+                col.delete(ids=ids[i:i + step])
+        with self.db:
+            self.db.execute("DELETE FROM meta WHERE key='pending_vector_deletes'")
+        return len(ids)
+
     # ------------------------------------------------------------ catalogue: papers and chunks
 
     def all_papers(self) -> list[Paper]:

@@ -244,6 +244,7 @@ class IngestReport:
     papers_unchanged: int = 0
     chunks_added: int = 0
     chunks_removed: int = 0
+    passages_embedded: int = 0  # chunks given a vector (the rest are BM25-only or unchanged)
     failures: tuple[FileError, ...] = ()
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict, hash=False, compare=False)

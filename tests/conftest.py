@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 
 # Offline and deterministic: no telemetry, no hub, no LLM configured by whoever runs the tests.
 for _k in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "DIGESTQA_INDEX", "DIGESTQA_CHROMA_URL", "DIGESTQA_EMBEDDER",
@@ -20,6 +19,8 @@ os.environ.update({"GRADIO_ANALYTICS_ENABLED": "False", "ORT_DISABLE_TELEMETRY":
                    "ANONYMIZED_TELEMETRY": "False", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from tests.paths import SEEDS, SHARED, is_required_skip, need_shared, strict  # noqa: E402
 
 # ---------------------------------------------------------------- outbound connection guard
 
@@ -62,11 +63,58 @@ def no_outbound_connections():
 
 # ---------------------------------------------------------------- data
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def shared_dir() -> Path:
-    if not (SHARED / "seeds").is_dir():
-        pytest.fail(f"{SHARED} is missing: the tests need ../shared beside the repo (as in CI)")
+    """../shared with its corpora, or the test is skipped naming the missing folder (fails in CI)."""
+    need_shared("corpora")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def seeds_dir() -> Path:
+    """The five seed digests (the bundled sample: present in every clone)."""
+    return SEEDS
+
+
+# ---------------------------------------------------------------- CI: no skips for missing parts
+
+def _to_failure(rep) -> None:
+    reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    if strict() and is_required_skip(reason):
+        rep.outcome = "failed"
+        rep.longrepr = f"skipped where nothing may be skipped (DIGESTQA_NO_SKIP=1, as in CI): {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.skipped:
+        _to_failure(rep)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Every skipped test by name, under its reason (pytest's -rs folds tests that skip in one helper)."""
+    by_reason: dict[str, list[str]] = {}
+    for rep in terminalreporter.stats.get("skipped", []):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        by_reason.setdefault(reason.removeprefix("Skipped: "), []).append(rep.nodeid)
+    if not by_reason:
+        return
+    terminalreporter.section(f"skipped: {sum(map(len, by_reason.values()))} tests")
+    for reason, ids in by_reason.items():
+        terminalreporter.write_line(f"{len(ids)} skipped: {reason}")
+        for nodeid in ids:
+            terminalreporter.write_line(f"    {nodeid}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.skipped:
+        _to_failure(rep)
 
 
 @pytest.fixture(scope="session")

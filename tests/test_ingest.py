@@ -82,9 +82,9 @@ def test_merged_records_in_papers_json(sample_settings):
     assert {s["date"] for s in row["sources"]} >= {"2025-11-20"}
 
 
-def test_changed_file_replaces_its_chunks(tmp_settings, tmp_path, shared_dir):
+def test_changed_file_replaces_its_chunks(tmp_settings, tmp_path, seeds_dir):
     f = tmp_path / "digest.md"
-    text = (shared_dir / "seeds" / "000_a9870319f13a72d6.txt").read_text(encoding="utf-8")
+    text = (seeds_dir / "000_a9870319f13a72d6.txt").read_text(encoding="utf-8")
     f.write_text(text, encoding="utf-8")
     first = api.ingest([f], tmp_settings)
     assert first.papers_new == 4 and first.ok
@@ -104,8 +104,8 @@ def test_changed_file_replaces_its_chunks(tmp_settings, tmp_path, shared_dir):
     assert not any("Real-world deployments further" in t for t in texts)
 
 
-def test_bad_inputs_reported_and_rest_ingested(tmp_settings, tmp_path, shared_dir):
-    good = shared_dir / "seeds" / "001_855b5c13d526e93a.txt"
+def test_bad_inputs_reported_and_rest_ingested(tmp_settings, tmp_path, seeds_dir):
+    good = seeds_dir / "001_855b5c13d526e93a.txt"
     (tmp_path / "empty.md").write_text("")
     (tmp_path / "binary.jsonl").write_bytes(b"\x00\x01\x02PK\x03\x04" * 50)
     (tmp_path / "latin1.md").write_bytes("# arXiv Daily Report - 04-Dec-2025\n\ncaf\xe9\n".encode("latin-1"))
@@ -339,12 +339,12 @@ def _rows(db: Path) -> int:
         return 0
 
 
-def test_glob_and_folder_expansion(tmp_path, shared_dir):
+def test_glob_and_folder_expansion(tmp_path, seeds_dir):
     from rag.ingest import expand_paths
 
     d = tmp_path / "digests" / "nested"
     d.mkdir(parents=True)
-    for f in (shared_dir / "seeds").glob("00[01]*.txt"):
+    for f in seeds_dir.glob("00[01]*.txt"):
         shutil.copy(f, d / f.name)
     (d / "notes.png").write_bytes(b"\x89PNG")
     files, errors = expand_paths([tmp_path / "digests", str(d / "000_*.txt"), tmp_path / "nope"])
@@ -382,9 +382,11 @@ def test_papers_are_chunked_and_embedded_a_group_at_a_time(tmp_settings, sample_
     monkeypatch.setattr(ingest_mod, "_CHUNK_GROUP", 5)
     monkeypatch.setattr(chunk_mod, "chunk_papers", spy)
     ticks = []
-    assert api.ingest(api.sample_paths(), tmp_settings, lambda d, t, m: ticks.append((d, t, m))).ok
+    report = api.ingest(api.sample_paths(), tmp_settings, lambda d, t, m: ticks.append((d, t, m)))
+    assert report.ok
     assert max(seen) == 5 and sum(seen) == SAMPLE_PAPERS
-    assert ("index" in {m for _, _, m in ticks}) and ticks[-1][:2] == (SAMPLE_PAPERS, SAMPLE_PAPERS)
+    n = report.passages_embedded  # progress counts passages embedded, ending exact
+    assert ("embed" in {m for _, _, m in ticks}) and ticks[-1] == (n, n, "embed") and n > 0
 
     def rows(s):
         st = open_store(s)

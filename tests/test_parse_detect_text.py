@@ -12,14 +12,14 @@ from rag.parse.common import date_from_name, is_placeholder, split_authors
 from rag.parse.detect import detect_format
 from rag.text import (clean_markers, normalize_title, split_sentences, strip_version, title_id,
                       unescape_latex)
+from tests.paths import seed
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
 DATA = Path(__file__).resolve().parent / "data"
 
 
 def _seed(prefix: str) -> str:
-    return sorted((SHARED / "seeds").glob(prefix + "_*.txt"))[0].read_text(encoding="utf-8")
+    return seed(prefix).read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("prefix,fmt", [("000", "table_report"), ("001", "table_report"),
@@ -29,7 +29,8 @@ def test_detect_seeds(prefix, fmt):
     assert detect_format(_seed(prefix)) == fmt
 
 
-def test_detect_corpora_files():
+def test_detect_corpora_files(shared_dir):
+    SHARED = shared_dir
     daily = SHARED / "corpora" / "daily_arxiv_ai_enhanced" / "data"
     assert detect_format((daily / "2026-02-10.md").read_text(encoding="utf-8")) == "cs_digest"
     assert detect_format((daily / "2026-02-10_AI_enhanced_Chinese.jsonl").read_text(encoding="utf-8")) == "jsonl"

@@ -9,9 +9,10 @@ import pytest
 
 from rag.parse import parse_file, parse_text
 from rag.types import FileError
+from tests.paths import seed
 
 DATA = Path(__file__).resolve().parent / "data"
-SEED0 = sorted((Path(__file__).resolve().parents[1].parent / "shared" / "seeds").glob("000_*.txt"))[0]
+SEED0 = seed("000")
 
 
 def only_error(result) -> FileError:

@@ -9,14 +9,7 @@ from rag.parse import parse_file
 from rag.text import title_id
 from rag.types import Source
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SEEDS = SHARED / "seeds"
-
-
-def seed(prefix: str) -> Path:
-    found = sorted(SEEDS.glob(prefix + "_*.txt"))
-    assert found, f"seed {prefix} missing under {SEEDS} (shared/ must sit beside the repo)"
-    return found[0]
+from tests.paths import seed  # the bundled sample: the five seeds, byte-identical to ../shared/seeds
 
 
 @pytest.fixture(scope="module")

@@ -82,12 +82,12 @@ def test_empty_index_returns_no_hits(tmp_settings):
     assert api.retrieve("anything", tmp_settings) == []
 
 
-def test_chinese_question_over_english_only_digest(tmp_settings, shared_dir):
+def test_chinese_question_over_english_only_digest(tmp_settings, seeds_dir):
     from rag.glossary import english_prefixes, expand_prefixes
 
     assert set(english_prefixes("知识蒸馏用于搜索相关性")) == {"distill", "search", "relevan"}
     assert expand_prefixes(["distill"], ["dist", "distillation", "distilled", "zebra"]) == ["distillation", "distilled"]
-    api.ingest([shared_dir / "seeds" / "001_855b5c13d526e93a.txt"], tmp_settings)  # English table, no zh text
+    api.ingest([seeds_dir / "001_855b5c13d526e93a.txt"], tmp_settings)  # English table, no zh text
     hits = api.retrieve("哪篇论文把知识蒸馏用于搜索相关性？", tmp_settings)
     assert "2510.11056" in [h.arxiv_id for h in hits[:2]]  # Two-Stage Distillation Framework for Search Relevance
     assert "2508.03628" in [h.arxiv_id for h in hits[:3]]  # LLMDistill4Ads, the other distillation paper

@@ -93,7 +93,7 @@ def test_sync_daily_folder_fetches_new_days_only_and_reports_watch_matches(tmp_p
     with Site(corpus_copy.parent) as site:
         r = cli(["sync", site.url("data/"), "--since", "2026-06-01", "--quiet"], idx)
         assert r.returncode == 0, r.stderr + r.stdout
-        assert f"fetched 1 file(s): {DAY_FILE}" in r.stdout, r.stdout
+        assert f"fetched 1 file: {DAY_FILE}" in r.stdout, r.stdout
         assert f"papers: {len({x['id'] for x in first})} new" in r.stdout
         # the watch summary names the new paper that matches, with its sentence and why
         assert first[0]["id"] in r.stdout and "why:" in r.stdout, r.stdout

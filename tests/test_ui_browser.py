@@ -1,6 +1,8 @@
 """The web UI in a real browser (Debian chromium via Playwright) against the real pipeline.
 
-Needs: /usr/bin/chromium (apt-get install chromium) and the playwright Python package (no browser download).
+Needs: chromium (apt-get install chromium; or DIGESTQA_CHROMIUM=/path), a CJK font (apt-get install
+fonts-noto-cjk) and the playwright Python package (no browser download). scripts/test.sh installs the two
+system parts when apt-get and root (or sudo) are there; otherwise these tests skip saying so (never in CI).
 The app runs in a subprocess whose sitecustomize logs every socket connect/DNS lookup and makes any
 non-local one fail, so the test also proves the app makes no outbound requests.
 Screenshots: tests/artifacts/ui/*.png (or $DIGESTQA_UI_ARTIFACTS).
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,11 +21,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import need_shared, need_system
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-UPLOAD = ROOT.parent / "shared" / "corpora" / "arxiv_daily_report_table" / "15-May-2025" / "README.md"
+CHROMIUM = (os.environ.get("DIGESTQA_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+            or "/usr/bin/chromium")
+CHROMIUM_FIX = "scripts/test.sh installs it (apt-get, as root or with sudo); or set DIGESTQA_CHROMIUM=/path/to/chromium"
 ARTIFACTS = Path(os.environ.get("DIGESTQA_UI_ARTIFACTS", ROOT / "tests" / "artifacts" / "ui"))
 LOCAL = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -80,8 +86,7 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 420
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} missing: apt-get install chromium")
+    need_system(Path(CHROMIUM).exists(), f"chromium ({CHROMIUM})", CHROMIUM_FIX)
     tmp = tmp_path_factory.mktemp("ui_browser")
     (tmp / "site").mkdir()
     (tmp / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
@@ -106,13 +111,19 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def playwright():
     from playwright.sync_api import sync_playwright
 
+    need_system(Path(CHROMIUM).exists(), f"chromium ({CHROMIUM})", CHROMIUM_FIX)
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    yield b
+    b.close()
 
 
 def _shot(page, name: str) -> Path:
@@ -166,6 +177,7 @@ def _check_cited_card(page, answer, expect_id: str | None = None) -> str:
 def test_chat_cite_upload_and_no_outbound(server, browser):
     from playwright.sync_api import expect
 
+    upload = need_shared("corpora", "arxiv_daily_report_table", "15-May-2025", "README.md")  # not in the sample
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
@@ -197,7 +209,7 @@ def test_chat_cite_upload_and_no_outbound(server, browser):
 
     # 3. upload a digest that is not in the sample; its papers appear in the library table
     page.get_by_role("tab", name="Library").click()
-    page.locator("#dq-upload input[type=file]").set_input_files(str(UPLOAD))
+    page.locator("#dq-upload input[type=file]").set_input_files(str(upload))
     page.locator("#dq-ingest").click()
     expect(page.locator("#dq-report .dq-ok")).to_contain_text("Ingested 1 file", timeout=SLOW)
     page.locator("#dq-search textarea, #dq-search input").first.fill("Alipay")
@@ -253,3 +265,104 @@ def test_whats_new_view_and_answer_export(server, browser):
     expect(page.locator("#dq-export-out")).to_contain_text("archivePrefix", timeout=SLOW)
     _shot(page, "07_export_bibtex.png")
     page.close()
+
+
+# ---------------------------------------------------------------- Chinese renders as text, not tofu
+
+CHINESE_EXAMPLE = "哪篇论文在抖音搜索部署了？"
+# Draw each CJK character of an element's text on a canvas in the element's own font, and two unassigned
+# code points (U+0378, U+0379: no font has them, so they are drawn as the missing-glyph box, "tofu").
+# A character with no font renders as that same box; real glyphs have ink and differ from each other.
+GLYPH_PROBE = r"""(el) => {
+  const family = getComputedStyle(el).fontFamily;
+  const c = document.createElement('canvas'); c.width = c.height = 72;
+  const ctx = c.getContext('2d', {willReadFrequently: true});
+  const draw = (ch) => {
+    ctx.clearRect(0, 0, 72, 72); ctx.font = `48px ${family}`; ctx.textBaseline = 'top'; ctx.fillStyle = '#000';
+    ctx.fillText(ch, 8, 8);
+    const a = ctx.getImageData(0, 0, 72, 72).data; let sig = '', ink = 0;
+    for (let i = 3; i < a.length; i += 4) { const on = a[i] > 96; ink += on; sig += on ? '1' : '0'; }
+    return {ch, ink, sig};
+  };
+  const chars = [...new Set([...el.innerText].filter((ch) => /[\u3400-\u9fff]/.test(ch)))];
+  return {family, text: el.innerText, tofu: [draw('\u0378'), draw('\u0379')], glyphs: chars.map(draw)};
+}"""
+
+
+def _cjk_fonts() -> list[str]:
+    """Font families fontconfig offers for Chinese (what chromium falls back to on Linux)."""
+    try:
+        out = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return sorted({line.split(",")[0] for line in out.splitlines() if line.strip()})
+
+
+def _tofu_verdict(probe: dict) -> list[str]:
+    """Problems with how the element's Chinese characters rendered (empty list: real glyphs)."""
+    tofu = probe["tofu"][0]
+    assert probe["tofu"][0]["sig"] == probe["tofu"][1]["sig"], "the missing-glyph reference is not stable"
+    glyphs = probe["glyphs"]
+    assert len(glyphs) >= 8, f"expected the Chinese example's characters, got {probe['text']!r}"
+    problems = [f"{g['ch']} is the missing-glyph box" for g in glyphs if g["sig"] == tofu["sig"]]
+    problems += [f"{g['ch']} has no ink" for g in glyphs if g["ink"] == 0]
+    distinct = len({g["sig"] for g in glyphs})
+    if distinct < len(glyphs):
+        problems.append(f"{len(glyphs)} different characters drew only {distinct} different shapes")
+    return problems
+
+
+def _probe_example(page) -> dict:
+    button = page.get_by_role("button", name=CHINESE_EXAMPLE)
+    button.wait_for(timeout=SLOW)
+    return button.evaluate(GLYPH_PROBE)
+
+
+def _font_file_without_cjk() -> Path | None:
+    """A font file with Latin but no Chinese coverage (for the control browser)."""
+    try:
+        out = subprocess.run(["fc-list", "--format", "%{file}|%{lang}\n", ":lang=en"], capture_output=True,
+                             text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in sorted(out.splitlines()):
+        file, _, langs = line.partition("|")
+        if file.endswith((".ttf", ".otf")) and "zh" not in langs and "ja" not in langs:
+            return Path(file)
+    return None
+
+
+def test_chinese_example_renders_as_glyphs_not_tofu(server, playwright, browser, tmp_path):
+    """The Chinese example question is drawn with real glyphs. Control: the same probe in a browser whose
+    fontconfig sees one Latin-only font must report tofu, so the check can fail."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server["url"])
+    probe = _probe_example(page)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.get_by_role("button", name=CHINESE_EXAMPLE).screenshot(path=str(ARTIFACTS / "08_chinese_example.png"))
+    page.close()
+    problems = _tofu_verdict(probe)
+    fonts = _cjk_fonts()
+    if problems:
+        need_system(bool(fonts), "a CJK font (fc-list :lang=zh lists none; the Chinese example renders as "
+                                 f"tofu: {problems[:2]})", "apt-get install fonts-noto-cjk")
+    assert not problems, f"Chinese renders as tofu in {probe['family']} with CJK fonts {fonts}: {problems}"
+
+    # the control: a chromium that sees no CJK font draws the same question as boxes, and the probe says so
+    font = _font_file_without_cjk()
+    assert font, "no Latin-only font file found for the control browser"
+    (tmp_path / "fonts").mkdir()
+    (tmp_path / "fonts" / font.name).symlink_to(font)
+    conf = tmp_path / "fonts.conf"
+    conf.write_text(f'<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>'
+                    f'<dir>{tmp_path / "fonts"}</dir><cachedir>{tmp_path / "fc-cache"}</cachedir></fontconfig>\n')
+    control = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS,
+                                         env={**os.environ, "FONTCONFIG_FILE": str(conf)})
+    try:
+        page = control.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server["url"])
+        bad = _tofu_verdict(_probe_example(page))
+        page.get_by_role("button", name=CHINESE_EXAMPLE).screenshot(path=str(ARTIFACTS / "08_control_tofu.png"))
+    finally:
+        control.close()
+    assert any("missing-glyph box" in b for b in bad), f"the control browser (no CJK font) was not caught: {bad}"
