@@ -215,7 +215,8 @@ def status_html(info: Mapping[str, object], answer: Answer | None = None) -> str
             f"<b>Why:</b> {esc(info.get('reason'))}",
             f"<b>Index:</b> <code>{esc(info.get('index_dir'))}</code>"]
     if answer is not None:
-        total = sum(answer.timings_ms.values()) if answer.timings_ms else None
+        t = answer.timings_ms or {}
+        total = (t.get("total") or sum(v for k, v in t.items() if k != "load")) + t.get("load", 0.0) if t else None
         took = f" in {total:.0f} ms" if total else ""
         bits.append(f"<b>Last answer:</b> {esc(answer.answerer)}{took}"
                     + (f" — {esc(answer.reason)}" if answer.reason and answer.reason != info.get("reason") else ""))
