@@ -34,13 +34,13 @@ RESULTS = REPO / "bench" / "results"
 
 # name -> Settings overrides
 CONFIGS: dict[str, dict] = {
-    "minilm+glossary": {"embedder": "minilm-onnx", "glossary": True},
-    "minilm": {"embedder": "minilm-onnx", "glossary": False},
-    "e5": {"embedder": "e5-small-int4", "glossary": False},
-    "e5/en": {"embedder": "e5-small-int4", "glossary": False, "dense": "en"},
-    "e5+glossary": {"embedder": "e5-small-int4", "glossary": True},  # the glossary as a fallback on top
-    "use-m": {"embedder": "use-m-int8", "glossary": False},
-    "use-m/en": {"embedder": "use-m-int8", "glossary": False, "dense": "en"},
+    "minilm+glossary": {"embedder": "minilm-onnx", "glossary": "on"},
+    "minilm": {"embedder": "minilm-onnx", "glossary": "off"},
+    "e5": {"embedder": "e5-small-int4", "glossary": "off"},
+    "e5/en": {"embedder": "e5-small-int4", "glossary": "off", "dense": "en"},
+    "e5+glossary": {"embedder": "e5-small-int4", "glossary": "on"},  # the glossary as a fallback on top
+    "use-m": {"embedder": "use-m-int8", "glossary": "off"},
+    "use-m/en": {"embedder": "use-m-int8", "glossary": "off", "dense": "en"},
 }
 PARTS = {  # which configurations each part runs (dense 'en' only matters where there is Chinese text)
     "xling": ["minilm+glossary", "minilm", "e5", "use-m"],
@@ -254,7 +254,9 @@ def _save(results: Path, part: str, cfg: str, res: dict) -> None:
     _result_path(results, part).write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
-def run_part(part: str, args) -> None:
+def run_part(part: str, args) -> int:
+    """Run each configuration in its own process; returns how many failed."""
+    failed = 0
     configs = args.configs.split(",") if args.configs else PARTS[part]
     rounds = args.rounds if part == "speed" else 1
     for r in range(rounds):
@@ -267,12 +269,14 @@ def run_part(part: str, args) -> None:
                                   env={**os.environ, "ORT_DISABLE_TELEMETRY": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
             if proc.returncode != 0:
                 print(f"{part} {cfg}: FAILED\n{proc.stderr[-3000:]}", file=sys.stderr)
+                failed += 1
                 continue
             res = json.loads(proc.stdout.strip().splitlines()[-1])
             res["process_s"] = round(time.perf_counter() - t0, 1)
             key = cfg if rounds == 1 else f"{cfg}#{r + 1}"
             _save(args.results, part, key, res)
             print(f"{part} {key}: {json.dumps(res, ensure_ascii=False)}", flush=True)
+    return failed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -305,12 +309,11 @@ def main(argv: list[str] | None = None) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="digestqa-embedders-")
         args.work = tmp.name
     try:
-        for part in (list(RUNNERS) if args.part == "all" else [args.part]):
-            run_part(part, args)
+        failed = sum(run_part(part, args) for part in (list(RUNNERS) if args.part == "all" else [args.part]))
     finally:
         if tmp:
             tmp.cleanup()
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
