@@ -56,8 +56,19 @@ class Settings(BaseModel):
     model: str = Field("gpt-4o-mini", description="Chat model name for the LLM answerer (DIGESTQA_MODEL).")
     openai_api_key: str | None = Field(None, repr=False, description="API key (OPENAI_API_KEY); never printed.")
     openai_base_url: str | None = Field(None, description="OpenAI-compatible endpoint (OPENAI_BASE_URL).")
-    llm_timeout: float = Field(60.0, description="Seconds before an LLM request times out.")
-    llm_retries: int = Field(3, description="Retries with exponential backoff on 429/5xx/timeouts.")
+    llm_timeout: float = Field(60.0, description="Budget in seconds until an LLM answer starts streaming: every "
+                                                 "attempt, backoff wait and the server's prompt processing; a server "
+                                                 "that accepts the connection and stalls fails within it "
+                                                 "(DIGESTQA_LLM_TIMEOUT).")
+    llm_connect_timeout: float = Field(10.0, description="Seconds to connect to the LLM endpoint (per attempt, "
+                                                         "within llm_timeout).")
+    llm_read_timeout: float = Field(30.0, description="Longest silence (seconds) from the LLM server while it "
+                                                      "answers; a stall mid-answer fails after it.")
+    llm_stream_timeout: float = Field(300.0, description="Longest a streamed LLM answer may take once it started "
+                                                         "(seconds).")
+    llm_retries: int = Field(3, description="Retries of one LLM request on 429/408/5xx, timeouts and connection "
+                                            "failures, with exponential backoff (or the server's Retry-After) "
+                                            "within llm_timeout; never once the answer has started.")
     temperature: float = Field(0.0, description="Sampling temperature for the LLM answerer.")
     max_answer_tokens: int = Field(400, description="Max tokens the LLM may generate.")
     llm_context_tokens: int = Field(900, description="Token budget (cl100k) of the sources sent to the LLM: each "
@@ -75,6 +86,7 @@ class Settings(BaseModel):
             "embedder": env.get("DIGESTQA_EMBEDDER"),
             "answerer": env.get("DIGESTQA_ANSWERER"),
             "model": env.get("DIGESTQA_MODEL"),
+            "llm_timeout": env.get("DIGESTQA_LLM_TIMEOUT"),
             "openai_api_key": env.get("OPENAI_API_KEY"),
             "openai_base_url": env.get("OPENAI_BASE_URL"),
         }

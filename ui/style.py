@@ -16,6 +16,8 @@ CSS = """
 .dq-abstained .dq-badge { display: inline-block; font-size: 0.8em; font-weight: 600; padding: 1px 8px;
   border-radius: 999px; background: #fef3c7; color: #92400e; margin-bottom: 6px; }
 .dq-error { color: #b91c1c; }
+.dq-unsupported { background: #fef3c7; text-decoration: underline dotted #b45309; }
+.dq-unsupported-note { margin-top: 6px; font-size: 0.85em; color: #92400e; }
 .dq-caret { animation: dq-blink 1s steps(2) infinite; color: #6366f1; }
 @keyframes dq-blink { 50% { opacity: 0; } }
 .dq-sources { max-height: 760px; overflow-y: auto; padding-right: 4px; text-align: left; }
