@@ -1,4 +1,4 @@
-"""The `digestqa` command: ingest, ask, chat, papers, stats, ui, eval, bench."""
+"""The `digestqa` command: ingest, ask, chat, papers, stats, doctor, repair, ui, eval, bench."""
 from __future__ import annotations
 
 import argparse
@@ -27,13 +27,34 @@ def _common() -> argparse.ArgumentParser:
     return p
 
 
+def _date_arg(value: str) -> str:
+    """A --since/--until value: YYYY-MM-DD, YYYY-MM or YYYY (a partial date covers its whole period)."""
+    from .types import check_date
+
+    try:
+        return check_date(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _top_k_arg(value: str) -> int:
+    from .types import check_top_k
+
+    try:
+        return check_top_k(int(value))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e) if "top-k" in str(e) else f"{value!r} is not a whole number") from None
+
+
 def _filters(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filters")
-    g.add_argument("--since", metavar="YYYY-MM-DD", help="only papers from digests (or submitted) on/after")
-    g.add_argument("--until", metavar="YYYY-MM-DD", help="only papers from digests (or submitted) on/before")
+    g.add_argument("--since", metavar="YYYY-MM-DD", type=_date_arg,
+                   help="only papers from digests (or submitted) on/after")
+    g.add_argument("--until", metavar="YYYY-MM-DD", type=_date_arg,
+                   help="only papers from digests (or submitted) on/before")
     g.add_argument("--category", help="only papers in this arXiv category (e.g. cs.IR)")
     g.add_argument("--author", help="only papers with an author matching this (case-insensitive)")
-    g.add_argument("--top-k", type=int, metavar="N", help="number of papers handed to the answerer")
+    g.add_argument("--top-k", type=_top_k_arg, metavar="N", help="number of papers handed to the answerer")
     g.add_argument("--answerer", choices=["auto", "llm", "extractive"], default=None,
                    help="auto (default): LLM when OPENAI_API_KEY/OPENAI_BASE_URL is set, else extractive")
     g.add_argument("--model", help="chat model for the LLM answerer ($DIGESTQA_MODEL)")
@@ -56,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("papers", parents=[common], help="list merged paper records")
     p.add_argument("--json", action="store_true", help="print a JSON array of every record")
     sub.add_parser("stats", parents=[common], help="papers, chunks, sources, embedder, index path")
+    sub.add_parser("doctor", parents=[common], help="check the index (catalogue vs Chroma vs BM25); exit 1 "
+                                                    "when something needs `digestqa repair`")
+    p = sub.add_parser("repair", parents=[common], help="fix what doctor finds: salvage a damaged catalogue, "
+                                                        "re-embed missing vectors, rebuild BM25")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("ui", parents=[common], help="open the web UI (Gradio)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860)
@@ -83,8 +109,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def filters_from(args: argparse.Namespace) -> Filters:
-    return Filters(since=args.since, until=args.until, category=args.category, author=args.author,
-                   top_k=args.top_k)
+    from .types import check_filters
+
+    return check_filters(Filters(since=args.since, until=args.until, category=args.category, author=args.author,
+                                 top_k=args.top_k))
 
 
 # ---------------------------------------------------------------- ingest
@@ -141,6 +169,9 @@ def _ensure_index(s: Settings) -> None:
     from .config import SCHEMA_VERSION, schema_change
 
     st = api.stats(s)
+    if not st["papers"] and (st.get("unfinished") or st["sources"]):
+        raise ValueError(f"index {s.index_dir} has no papers yet: an ingest into it was interrupted before it "
+                         "finished; run that ingest again to finish it (what it embedded is kept)")
     if st["schema"] < SCHEMA_VERSION:
         print(f"note: index {s.index_dir} was built by schema {st['schema']}: answering from it; the next "
               f"`digestqa ingest` re-embeds its {st['papers']} papers ({schema_change(st['schema'])})",
@@ -188,12 +219,14 @@ def _stream_answer(question: str, s: Settings, f: Filters, history) -> Answer:
     from . import api
 
     answer = None
-    for item in api.ask_stream(question, s, f, history):
-        if isinstance(item, Answer):
-            answer = item
-        else:
-            print(item, end="", flush=True)
-    print()
+    try:
+        for item in api.ask_stream(question, s, f, history):
+            if isinstance(item, Answer):
+                answer = item
+            else:
+                print(item, end="", flush=True)
+    finally:
+        print()  # (an error after streamed text starts on its own line)
     return answer
 
 
@@ -264,6 +297,40 @@ def cmd_stats(args, s: Settings) -> int:
     return 0
 
 
+def cmd_doctor(args, s: Settings) -> int:
+    from . import api
+
+    findings = api.doctor(s)
+    for f in findings:
+        print(f)
+    bad = [f for f in findings if not f.ok]
+    if bad:
+        print(f"{len(bad)} problem{'s' if len(bad) != 1 else ''}: run `digestqa{_index_flag(s)} repair`",
+              file=sys.stderr)
+        return EXIT_FAILED_FILES
+    print(f"index {s.index_dir} is healthy", file=sys.stderr)
+    return 0
+
+
+def cmd_repair(args, s: Settings) -> int:
+    from . import api
+
+    report = api.repair(s, _progress_bar(args.quiet))
+    for action in report.actions:
+        print(f"  {action}")
+    for f in report.lost_files:
+        print(f"  lost (ingest it again): {f}")
+    print(f"repaired {s.index_dir} in {report.seconds:.1f} s" + (
+        f"; {len(report.lost_files)} digest files must be ingested again" if report.lost_files else ""))
+    return EXIT_FAILED_FILES if report.lost_files else 0
+
+
+def _index_flag(s: Settings) -> str:
+    from .store import index_flag
+
+    return index_flag(s)
+
+
 def cmd_ui(args, s: Settings) -> int:
     from ui.app import launch
 
@@ -284,7 +351,11 @@ def cmd_bench(args, s: Settings) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "chat": cmd_chat, "papers": cmd_papers,
-            "stats": cmd_stats, "ui": cmd_ui, "eval": cmd_eval, "bench": cmd_bench}
+            "stats": cmd_stats, "doctor": cmd_doctor, "repair": cmd_repair, "ui": cmd_ui, "eval": cmd_eval,
+            "bench": cmd_bench}
+# Expected failures: one line "error: ..." and exit 2, never a traceback.
+ONE_LINE_ERRORS = ("LLMError", "EmbedderError", "ValueError", "FileNotFoundError", "IndexDamaged",
+                   "IndexReadOnly", "PermissionError")
 
 
 def _command_index(argv: list[str]) -> int | None:
@@ -316,8 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # one clear line, not a traceback, for expected failures
-        if type(e).__name__ in ("LLMError", "EmbedderError", "ValueError", "FileNotFoundError"):
-            print(f"error: {e}", file=sys.stderr)
+        if type(e).__name__ in ONE_LINE_ERRORS:
+            print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
             return EXIT_ERROR
         raise
 

@@ -76,6 +76,9 @@ class Settings(BaseModel):
                                                      "(small local models read ~100 prompt tokens/s on 2 cores).")
     upload_max_mb: float = Field(50.0, description="Largest upload the UI accepts, in MB.")
     max_file_mb: float = Field(64.0, description="Digest files larger than this are refused at ingest, in MB.")
+    max_chunks_per_paper: int = Field(64, description="Most chunks one paper may make; a paper with more text "
+                                                      "(e.g. a 50 MB abstract) is indexed up to this many "
+                                                      "chunks, with a warning. Real digest papers make 2-15.")
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":

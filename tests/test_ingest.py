@@ -145,11 +145,14 @@ def test_commits_hold_a_bounded_number_of_vectors_and_chunks(tmp_settings, monke
     assert max(dense) == 10 and max(map(len, parts)) <= 30 and len(parts) > 4
 
 
-def test_interrupted_ingest_leaves_usable_index_and_rerun_completes(tmp_settings, monkeypatch):
+def test_interrupted_ingest_leaves_no_trace_and_rerun_completes(tmp_settings, monkeypatch):
+    """Issue 12 item 2: an interrupted first ingest used to leave chunks that ``ask`` cites but ``papers``
+    never lists. Now its rows stay pending (invisible) until the ingest commits its files; the re-run
+    reuses their vectors instead of embedding them again."""
     import rag.embed as embed
 
     real = embed.get_embedder(tmp_settings)
-    calls = {"n": 0}
+    calls = {"n": 0, "texts": 0}
 
     class Flaky:
         name, dim = real.name, real.dim
@@ -158,6 +161,7 @@ def test_interrupted_ingest_leaves_usable_index_and_rerun_completes(tmp_settings
             calls["n"] += 1
             if calls["n"] == 2:
                 raise KeyboardInterrupt
+            calls["texts"] += len(texts)
             return real.embed(texts)
 
         def embed_query(self, text):
@@ -169,20 +173,56 @@ def test_interrupted_ingest_leaves_usable_index_and_rerun_completes(tmp_settings
     monkeypatch.setattr(ingest_mod, "_EMBED_COMMIT", 40)
     with pytest.raises(KeyboardInterrupt):
         api.ingest(api.sample_paths(), tmp_settings)
-    monkeypatch.setattr(embed, "get_embedder", lambda s: real)
-    partial = _consistent(tmp_settings)
-    assert partial[0] == partial[1] > 0
-    assert partial[0] == 40  # exactly the first commit: 40 passages with vectors
-    first = next(ingest_mod._commits(chunk_papers_of_sample(tmp_settings), tmp_settings))
-    assert api.stats(tmp_settings)["chunks"] == len(first) > 40  # and the BM25-only ones among them
-    assert api.retrieve("semantic IDs", tmp_settings)  # opens and answers from what is there
+    st = api.stats(tmp_settings)
+    assert st["papers"] == st["chunks"] == st["sources"] == 0 and api.papers(tmp_settings) == []
+    assert api.retrieve("semantic IDs", tmp_settings) == []  # nothing to cite that papers does not list
+    store = open_store(tmp_settings)
+    try:
+        first = next(ingest_mod._commits(chunk_papers_of_sample(tmp_settings), tmp_settings))
+        assert store.pending_count() == len(first) > 40 and store.vector_count() == 40
+    finally:
+        store.close()
+    calls["texts"] = 0
     report = api.ingest(api.sample_paths(), tmp_settings)
-    assert report.ok and report.chunks_added > 0
+    assert report.ok and report.papers_new == SAMPLE_PAPERS
     full = _consistent(tmp_settings)
     assert full[0] == full[1] and api.stats(tmp_settings)["papers"] == SAMPLE_PAPERS
+    assert calls["texts"] == full[0] - 40  # the 40 pending vectors were reused, not embedded again
     again = api.ingest(api.sample_paths(), tmp_settings)
     assert again.chunks_added == 0 and _consistent(tmp_settings) == full
     _term_ids_match_tokens(tmp_settings)
+
+
+def test_interrupted_second_ingest_changes_nothing_visible(tmp_settings, tmp_path, monkeypatch):
+    """An index with papers, then an ingest of more files killed mid-way: the index answers exactly as
+    before (same papers, chunks, BM25 generation), and a re-run adds the new papers."""
+    import rag.embed as embed
+    import rag.ingest as ingest_mod
+
+    paths = api.sample_paths()
+    assert api.ingest(paths[:2], tmp_settings).ok
+    before = api.stats(tmp_settings)
+    store = open_store(tmp_settings)
+    gen = store.generation()
+    store.close()
+    real = embed.get_embedder(tmp_settings)
+
+    class Dies:
+        name, dim = real.name, real.dim
+
+        def embed(self, texts):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ingest_mod, "_EMBED_COMMIT", 8)
+    monkeypatch.setattr(embed, "get_embedder", lambda s: Dies())
+    with pytest.raises(KeyboardInterrupt):
+        api.ingest(paths, tmp_settings)
+    monkeypatch.setattr(embed, "get_embedder", lambda s: real)
+    assert api.stats(tmp_settings) == before
+    store = open_store(tmp_settings)
+    assert store.generation() == gen
+    store.close()
+    assert api.ingest(paths, tmp_settings).ok and api.stats(tmp_settings)["papers"] == SAMPLE_PAPERS
 
 
 def test_chunks_store_term_ids_not_token_strings(sample_settings):
