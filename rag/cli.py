@@ -233,17 +233,19 @@ def _stream_answer(question: str, s: Settings, f: Filters, history) -> Answer:
 def cmd_ask(args, s: Settings) -> int:
     from . import api
 
+    filters = filters_from(args)  # a bad filter is an error before anything else happens
     _ensure_index(s)
     if args.json:
-        print(json.dumps(api.ask(args.question, s, filters_from(args)).to_json(), ensure_ascii=False))
+        print(json.dumps(api.ask(args.question, s, filters).to_json(), ensure_ascii=False))
         return 0
-    print(format_answer(_stream_answer(args.question, s, filters_from(args), [])))
+    print(format_answer(_stream_answer(args.question, s, filters, [])))
     return 0
 
 
 def cmd_chat(args, s: Settings) -> int:
     from . import api
 
+    filters_from(args)
     _ensure_index(s)
     d = api.describe(s)
     print(f"digestqa chat — answerer: {d['answerer']} ({d['reason']}), embedder: {d['embedder']}.\n"

@@ -78,7 +78,7 @@ class Settings(BaseModel):
     max_file_mb: float = Field(64.0, description="Digest files larger than this are refused at ingest, in MB.")
     max_chunks_per_paper: int = Field(64, description="Most chunks one paper may make; a paper with more text "
                                                       "(e.g. a 50 MB abstract) is indexed up to this many "
-                                                      "chunks, with a warning. Real digest papers make 2-15.")
+                                                      "chunks, with a warning (real digest papers: at most 10 in 2,087).")
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":

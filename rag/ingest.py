@@ -321,6 +321,13 @@ def _open_for_writing(settings: Settings, run: _Run):
     from .store import Store, older_collections
 
     store = Store(settings, readonly=False, writer=True)
+    vectors = store.embedded_count()
+    if vectors and settings.chroma_url is None and not (store.chroma_path / "chroma.sqlite3").exists():
+        store.close()  # re-ingesting would skip every unchanged file and leave the vectors missing
+        from .store import damaged
+
+        raise damaged(store.chroma_path, f"the Chroma store is missing: {vectors} vectors of this index are gone",
+                      settings)
     store.delete_pending_vectors()  # what an interrupted commit left to do
     older = older_collections(settings)
     if older and not store.has_files():

@@ -17,6 +17,9 @@ CSS = """
   border-radius: 999px; background: #fef3c7; color: #92400e; margin-bottom: 6px; }
 .dq-error { color: #b91c1c; }
 .dq-unsupported { background: #fef3c7; text-decoration: underline dotted #b45309; }
+.dq-job { font-size: 0.9em; margin: 4px 0; }
+.dq-running { color: #3730a3; }
+.dq-queued { color: #6b7280; }
 .dq-unsupported-note { margin-top: 6px; font-size: 0.85em; color: #92400e; }
 .dq-caret { animation: dq-blink 1s steps(2) infinite; color: #6366f1; }
 @keyframes dq-blink { 50% { opacity: 0; } }
