@@ -18,7 +18,7 @@ import pytest
 
 from rag import api
 from rag.config import Settings
-from rag.store import IndexDamaged, lock_holder, open_store, writer_lock
+from rag.store import open_store
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_PAPERS = 36
@@ -67,6 +67,8 @@ def one_row_digest(i: int) -> str:
 def test_two_ingests_into_one_index_at_once_keep_every_paper(tmp_path):
     """The issue's repro: the sample (36 papers) and four one-row digests ingested by two processes at
     once into a fresh index; was 36 papers (or a 'database is locked' traceback), both exit 0."""
+    from rag.store import lock_holder
+
     b = tmp_path / "B"
     b.mkdir()
     for i in range(1, 5):
@@ -93,6 +95,8 @@ def test_two_ingests_into_one_index_at_once_keep_every_paper(tmp_path):
 def test_the_write_lock_serialises_threads_and_names_the_holder(tmp_path):
     """Threads of one process (the UI's ingest worker and a CLI-like caller) wait for each other too."""
     import threading
+
+    from rag.store import lock_holder, writer_lock
 
     s = Settings(index_dir=str(tmp_path / "idx"))
     order, waits = [], []
@@ -164,6 +168,8 @@ def test_a_deleted_chroma_dir_is_an_error_until_repair_re_embeds(index_copy, sam
 
 
 def test_api_ask_on_a_deleted_chroma_dir_raises_index_damaged(index_copy):
+    from rag.store import IndexDamaged
+
     shutil.rmtree(Path(index_copy.index_dir) / "chroma")
     with pytest.raises(IndexDamaged, match=r"chroma is damaged .*repair"):
         api.ask(QUESTION, index_copy)
@@ -258,3 +264,25 @@ def test_read_only_commands_work_on_a_read_only_index(index_copy):
     for args in (["ingest", "--quiet", str(api.sample_paths()[0])], ["repair", "--quiet"]):
         line = one_error(read_only(idx, *args))
         assert "cannot write" in line and idx in line and "read-only" in line, line
+
+
+def test_readme_when_something_goes_wrong_matches_the_code():
+    import re
+
+    from rag.cli import build_parser
+
+    section = (REPO / "README.md").read_text(encoding="utf-8").split("## When something goes wrong", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(re.findall(r"digestqa (?:--index DIR )?([a-z]+)", section)) <= set(sub.choices)
+    source = "".join(p.read_text(encoding="utf-8") for p in (REPO / "rag").rglob("*.py"))
+    for quoted, code in (("another ingest is running (pid N); waiting", "another ingest is running (pid {pid}); waiting"),
+                         ("unfinished: N passages of an interrupted", "passages of an interrupted ingest"),
+                         ("lost (ingest it again): FILE", "lost (ingest it again): {f}"),
+                         ("is damaged (WHAT); run `digestqa --index DIR repair`", "is damaged ({what}); run `digestqa")):
+        assert quoted in section and code in source, quoted
+    s = Settings(index_dir="/x")
+    for field, shown in (("llm_timeout", "60 s"), ("llm_read_timeout", "30 s"), ("llm_stream_timeout", "300 s"),
+                         ("llm_connect_timeout", "10 s"), ("llm_retries", "3"), ("max_chunks_per_paper", "64")):
+        assert f"`{field}` ({shown}" in section, field
+        assert f"{getattr(s, field):g}" == shown.split()[0], field

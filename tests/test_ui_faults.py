@@ -16,7 +16,6 @@ import pytest
 from rag import api
 from rag.config import Settings
 from rag.types import IngestReport
-from ui.app import LoginThrottle
 from ui.controller import Controller
 
 
@@ -86,6 +85,8 @@ def test_uploading_the_same_file_again_adds_no_copy_and_no_source(tmp_settings, 
 
 
 def test_login_throttle_locks_a_user_out_after_repeated_wrong_passwords():
+    from ui.app import LoginThrottle
+
     now = [0.0]
     t = LoginThrottle("ada", "s3cret", limit=5, window=300, lock=30, clock=lambda: now[0])
     assert t.check("ada", "s3cret")
