@@ -207,11 +207,14 @@ def test_interrupted_second_ingest_changes_nothing_visible(tmp_settings, tmp_pat
     store.close()
     real = embed.get_embedder(tmp_settings)
 
-    class Dies:
-        name, dim = real.name, real.dim
+    class Dies:  # the first commit's vectors go in, the second call is interrupted
+        name, dim, calls = real.name, real.dim, 0
 
         def embed(self, texts):
-            raise KeyboardInterrupt
+            Dies.calls += 1
+            if Dies.calls == 2:
+                raise KeyboardInterrupt
+            return real.embed(texts)
 
     monkeypatch.setattr(ingest_mod, "_EMBED_COMMIT", 8)
     monkeypatch.setattr(embed, "get_embedder", lambda s: Dies())

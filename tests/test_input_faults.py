@@ -61,9 +61,9 @@ def test_a_deep_upload_in_the_ui_fails_alone_and_leaves_no_staged_copy(tmp_setti
     up = tmp_path / "gradio"
     up.mkdir()
     (up / "good.jsonl").write_text(GOOD_1 + "\n")
-    (up / "deeper.jsonl").write_text("[" * 5000 + "]" * 5000 + "\n")
-    html = Controller(tmp_settings).ingest_uploads([str(up / "good.jsonl"), str(up / "deeper.jsonl")])
-    assert "Ingested 1 file" in html and "deeper.jsonl" in html
+    (up / "deep.jsonl").write_text(deep_line() + "\n" + GOOD_3 + "\n")
+    html = Controller(tmp_settings).ingest_uploads([str(up / "good.jsonl"), str(up / "deep.jsonl")])
+    assert "Ingested 1 file" in html and "deep.jsonl:1: JSON nested too deeply" in html
     staged = sorted(p.name for p in (Path(tmp_settings.index_dir) / "uploads").iterdir())
     assert len(staged) == 1 and staged[0].endswith("_good.jsonl"), staged
     assert {p.arxiv_id for p in api.papers(tmp_settings)} == {"2601.00011"}

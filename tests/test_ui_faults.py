@@ -127,3 +127,15 @@ def test_the_served_login_is_throttled(tmp_path, monkeypatch):
         assert login("s3cret") == 400
     finally:
         app.close()
+
+
+def test_the_library_shows_a_damaged_index_and_its_fix(tmp_path, monkeypatch):
+    from rag.store import IndexDamaged
+
+    def stats(settings=None):
+        raise IndexDamaged("index file /x/catalogue-a.sqlite is damaged (DatabaseError: database disk image is "
+                           "malformed); run `digestqa --index /x repair`")
+
+    monkeypatch.setattr(api, "stats", stats)
+    html = Controller(Settings(index_dir=str(tmp_path / "idx"))).stats_html()
+    assert "catalogue-a.sqlite is damaged" in html and "digestqa --index /x repair" in html

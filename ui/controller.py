@@ -130,11 +130,18 @@ class Controller:
         return [paper_row(p) for p in rows[:TABLE_MAX_ROWS]]
 
     def stats_html(self) -> str:
-        s = api.stats(self.settings)
+        try:
+            s = api.stats(self.settings)
+        except Exception as e:  # a damaged index: say which file and what fixes it
+            if type(e).__name__ not in ("IndexDamaged", "IndexReadOnly"):
+                raise
+            return f'<div class="dq-err">error: {render.esc(e)}</div>'
         cells = "".join(f'<div class="dq-stat"><div class="dq-stat-v">{render.esc(s[k])}</div>'
                         f'<div class="dq-stat-k">{k}</div></div>' for k in ("papers", "chunks", "sources") if k in s)
         info = " · ".join(f"{k}: {render.esc(s[k])}" for k in ("embedder", "collection", "index_dir") if k in s)
-        return f'<div class="dq-stats">{cells}</div><div class="dq-stats-info">{info}</div>'
+        warn = "".join(f'<div class="dq-err">{render.esc(p)}</div>'
+                       for p in [*s.get("problems", ()), *([s["unfinished"]] if s.get("unfinished") else [])])
+        return f'<div class="dq-stats">{cells}</div><div class="dq-stats-info">{info}</div>{warn}'
 
     def categories(self) -> list[str]:
         return sorted({c for p in self.papers().values() for c in p.categories})
