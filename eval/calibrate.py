@@ -25,10 +25,10 @@ from .questions import load_questions
 from .sets import bundled_sets, corpus_paths, find_shared
 
 GRID = {
-    "content_min": (0.3, 0.35, 0.4, 0.45, 0.5, 0.55),
-    "list_min": (0.3, 0.4, 0.5),
-    "list_rel": (0.5, 0.6, 0.7),
-    "runner_rel": (0.8, 0.9),
+    "content_min": (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4),
+    "list_min": (0.2, 0.3, 0.4, 0.5),
+    "list_rel": (0.3, 0.4, 0.5, 0.6),
+    "runner_rel": (0.7, 0.8, 0.9),
     "lang_bonus": (0.05, 0.15),
 }
 OBJECTIVE = ("citation_recall", "citation_precision", "fact_recall", "abstention_accuracy", "language_match")
@@ -41,6 +41,7 @@ class Case:
     helpers: dict
     asked: str
     catalogue: dict
+    prepared: object = None  # rag.qa.compose.prepare(...): reused for every config
 
 
 def _prepare(settings: Settings, questions, catalogue) -> list[Case]:
@@ -58,11 +59,14 @@ def _prepare(settings: Settings, questions, catalogue) -> list[Case]:
 
 
 def _answer(case: Case, cfg) -> dict:
-    from rag import extractive
     from rag.cite import build_citations
+    from rag.qa.compose import decide, prepare
+    from rag.qa.render import render
     from rag.types import CANNOT_ANSWER
 
-    text = "".join(extractive.answer_lines(case.asked, case.hits, cfg=cfg, **case.helpers)).strip()
+    if case.prepared is None:
+        case.prepared = prepare(case.asked, case.hits, cfg=cfg, **case.helpers)
+    text = "".join(render(decide(case.prepared, cfg))).strip()
     abstained = text.startswith(CANNOT_ANSWER)
     cites, _ = build_citations(text, case.hits)
     return {"answer": text, "abstained": abstained,
@@ -85,11 +89,12 @@ def grid_configs(base):
         yield replace(base, **dict(zip(names, values)))
 
 
-def _cases_for(corpus: str, shared, index: str | None, tmp: str) -> list[Case]:
+def _cases_for(corpus: str, shared, index: str | None, tmp: str, dense: bool = False) -> list[Case]:
     from rag import api
 
     sets = [s for s in bundled_sets(corpora=(corpus,), splits=("dev",))]
-    settings = Settings.from_env(index_dir=index or str(Path(tmp) / corpus), answerer="extractive")
+    settings = Settings.from_env(index_dir=index or str(Path(tmp) / corpus), answerer="extractive",
+                                 answer_dense=dense)
     if index is None:
         paths = corpus_paths(corpus, shared)
         if paths is None:
@@ -109,12 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--index-corpora", help="an index already holding the corpora sets' corpus")
     p.add_argument("--max-false-abstention", type=float, default=0.02)
     p.add_argument("--out", help="write every grid row as JSON Lines here")
+    p.add_argument("--dense-mix", type=float, default=None,
+                   help="rank sentences with sentence vectors too, with this weight (sets answer_dense)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="digestqa-calibrate-") as tmp:
-        cases = _cases_for("sample", None, args.index_sample, tmp)
-        cases += _cases_for("corpora", find_shared(args.shared), args.index_corpora, tmp)
+        dense = args.dense_mix is not None
+        cases = _cases_for("sample", None, args.index_sample, tmp, dense)
+        cases += _cases_for("corpora", find_shared(args.shared), args.index_corpora, tmp, dense)
+        base = replace(Config(), dense_mix=args.dense_mix) if dense else Config()
         rows = []
-        for cfg in grid_configs(Config()):
+        for cfg in grid_configs(base):
             agg = score(cases, cfg)
             rows.append(({f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name in GRID}, agg))
     ok = [r for r in rows if (r[1]["false_abstention"] or 0.0) <= args.max_false_abstention] or rows

@@ -65,11 +65,17 @@ def answer_stream(question: str, settings: Settings, filters: Filters,
 
 
 def offline_helpers(question: str, settings: Settings) -> dict:
-    """What the extractive answerer may use besides the hits: corpus term statistics of the index, and with
-    an English-only embedder the zh->en glossary as a bridge for Chinese questions over English text."""
+    """What the extractive answerer may use besides the hits: corpus term statistics of the index, sentence
+    vectors from the index's embedder (``answer_dense``), and with an English-only embedder the zh->en
+    glossary as a bridge for Chinese questions over English text."""
     from .retrieve import term_stats
 
     helpers = {"stats": term_stats(settings)}
+    if settings.answer_dense and helpers["stats"] is not None:
+        from .embed import get_embedder
+        from .qa.dense import scorer_for
+
+        helpers["dense"] = scorer_for(get_embedder(settings), settings.embedder)
     if settings.glossary_fallback and settings.embedder.startswith("minilm"):
         from .glossary import bridge
 
@@ -80,10 +86,24 @@ def offline_helpers(question: str, settings: Settings) -> dict:
 def _list_filters(question: str, answerer: str, settings: Settings, filters: Filters) -> Filters:
     """"Which papers ..." questions need recall: the extractive answerer looks at 2x top_k (at least
     LIST_TOP_K) sources unless the caller set ``filters.top_k``. (The LLM keeps top_k: its context is small.)"""
-    filters = _digest_date_filter(question, filters)
+    filters = _author_filter(question, _digest_date_filter(question, filters))
     if answerer != "extractive" or filters.top_k is not None or not extractive.is_list_question(question):
         return filters
     return replace(filters, top_k=max(2 * settings.top_k, LIST_TOP_K))
+
+
+def _author_filter(question: str, filters: Filters) -> Filters:
+    """"Which papers list Bo Zheng as an author?" restricts retrieval to that author's papers (only when the
+    caller set no author filter and the question names one person: capitalised words in a row)."""
+    from .qa.question import analyse
+
+    if filters.author:
+        return filters
+    part = analyse(question).parts[0]
+    if not (part.listing and part.aspect == "authors"):
+        return filters
+    names = re.findall(r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)+\b", question)
+    return replace(filters, author=names[0]) if len(names) == 1 else filters
 
 
 _DIGEST_CUE = re.compile(r"\b(?:listed|digest|report|announced)\b|收录|日报|摘要", re.I)

@@ -155,3 +155,149 @@ def describe(settings: Settings | None = None) -> dict:
     return {"answerer": answerer, "model": s.model if answerer == "llm" else None,
             "embedder": s.embedder, "reason": reason, "index_dir": s.index_dir,
             "chroma_url": s.chroma_url, "collection": s.collection_name}
+
+
+# ---------------------------------------------------------------- papers by id, exports
+
+def get_papers(ids: Iterable[str], settings: Settings | None = None) -> tuple[list[Paper], list[str]]:
+    """(papers found, ids not found) for paper ids, arXiv IDs (any version, ``arXiv:`` prefix or abs URL) or ids
+    merged into another record; found papers in the order asked, each once."""
+    from .store import open_store
+
+    from .export import norm_id
+
+    want = [(i, norm_id(i)) for i in ids]
+    store = open_store(_settings(settings))
+    try:
+        direct = store.get_papers(n for _, n in want)
+        rest = [n for _, n in want if n not in direct]
+        if rest:
+            by_arxiv = {(a or "").lower(): pid for pid, a, _ in store.title_rows() if a}
+            extra = store.get_papers(by_arxiv[n.lower()] for n in rest if n.lower() in by_arxiv)
+            direct.update({n: extra[by_arxiv[n.lower()]] for n in rest if by_arxiv.get(n.lower()) in extra})
+            rest = [n for n in rest if n not in direct]
+        if rest:
+            linked = {x: p for p in store.all_papers() for x in p.linked_ids}
+            direct.update({n: linked[n] for n in rest if n in linked})
+    finally:
+        store.close()
+    found = list({direct[n].paper_id: direct[n] for _, n in want if n in direct}.values())
+    return found, [i for i, n in want if n not in direct]
+
+
+def get_paper(paper_id: str, settings: Settings | None = None) -> Paper | None:
+    """One paper by paper id or arXiv ID (see :func:`get_papers`), None when the index does not have it."""
+    found, _ = get_papers([paper_id], settings)
+    return found[0] if found else None
+
+
+def answer_markdown(answer: Answer, settings: Settings | None = None) -> str:
+    """The answer as Markdown with a numbered reference list (arXiv links) of the papers it cites."""
+    from .export import answer_markdown as render
+
+    return render(answer, _cited_papers(answer, settings))
+
+
+def answer_bibtex(answer: Answer, settings: Settings | None = None) -> str:
+    """The papers an answer cites as BibTeX ``@misc`` entries (eprint/archivePrefix for arXiv papers)."""
+    from .export import answer_bibtex as render
+
+    return render(answer, _cited_papers(answer, settings))
+
+
+def _cited_papers(answer: Answer, settings: Settings | None) -> dict[str, Paper]:
+    ids = [answer.sources[c.n - 1].paper_id for c in answer.citations if 1 <= c.n <= len(answer.sources)]
+    try:
+        found, _ = get_papers(ids, settings) if ids else ([], [])
+    except Exception:  # noqa: BLE001 - an answer made elsewhere (no index): the hits' metadata is enough
+        found = []
+    return {p.paper_id: p for p in found}
+
+
+def bibtex(ids: Iterable[str] | None = None, settings: Settings | None = None) -> str:
+    """BibTeX for these papers (all indexed papers when ``ids`` is None); unknown ids raise ValueError."""
+    from .export import bibtex as render
+
+    if ids is None:
+        return render(papers(settings))
+    found, missing = get_papers(list(ids), settings)
+    if missing:
+        raise ValueError(f"not in the index: {', '.join(missing)} (see digestqa papers for the ids)")
+    return render(found)
+
+
+# ---------------------------------------------------------------- sync sources
+
+def sync(source: str | None = None, settings: Settings | None = None, since: str | None = None,
+         progress: Progress | None = None) -> list:
+    """Fetch and ingest the days not yet ingested from ``source`` (a daily-arXiv data folder URL or an RSS/Atom
+    feed; remembered) or, when None, from every remembered source. Returns one ``rag.sync.SyncReport`` per
+    source; a failed source has ``error`` set (naming the URL) and changed nothing."""
+    from .sync import sync as run
+
+    return run(source, _settings(settings), since, progress=progress)
+
+
+def sync_sources(settings: Settings | None = None) -> list:
+    """The remembered sync sources (``rag.sync.Source``)."""
+    from .sync import load_sources
+
+    return load_sources(_settings(settings))
+
+
+def forget_source(url: str, settings: Settings | None = None) -> bool:
+    """Stop syncing a source (its files and papers stay); False when it was not remembered."""
+    from .sync import forget
+
+    return forget(url, _settings(settings))
+
+
+# ---------------------------------------------------------------- watches
+
+def add_watch(phrase: str, settings: Settings | None = None, threshold: float | None = None):
+    """Remember a watch phrase (any language); returns the ``rag.watch.Watch``."""
+    from .watch import add
+
+    return add(phrase, _settings(settings), threshold)
+
+
+def watches(settings: Settings | None = None) -> list:
+    """The remembered watches."""
+    from .watch import load
+
+    return load(_settings(settings))
+
+
+def remove_watch(phrase: str, settings: Settings | None = None) -> bool:
+    from .watch import remove
+
+    return remove(phrase, _settings(settings))
+
+
+def whats_new(watch: str | None = None, since: str | None = None, until: str | None = None,
+              settings: Settings | None = None, paper_ids: Iterable[str] | None = None) -> dict[str, list]:
+    """{watch phrase: [``rag.watch.WatchMatch``] best first} for one watch (remembered or ad hoc) or all
+    remembered ones, over the papers dated ``since``..``until`` and/or among ``paper_ids`` (e.g. the papers an
+    ingest added)."""
+    from . import watch as w
+
+    s = _settings(settings)
+    chosen = [w.find(watch, s)] if watch else w.load(s)
+    if not chosen:
+        return {}
+    return w.matches(chosen, s, paper_ids, since, until)
+
+
+def watch_weeks(watch: str, settings: Settings | None = None) -> list[tuple[str, int, int]]:
+    """(week's Monday, papers matching ``watch``, papers indexed) for every week of the indexed dates."""
+    from . import watch as w
+
+    s = _settings(settings)
+    return w.week_counts(w.find(watch, s), s)
+
+
+def paper_ids(settings: Settings | None = None) -> set[str]:
+    """Every paper id in the index (cheap), e.g. to tell which papers an ingest added."""
+    from .store import paper_ids as ids
+
+    return ids(_settings(settings))

@@ -70,12 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("ask", parents=[common], help="answer one question with citations")
     p.add_argument("question")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--json", action="store_true", help="print one JSON object (same as --format json)")
+    p.add_argument("--format", choices=["text", "md", "bibtex", "json"], default="text",
+                   help="text (default, streamed), md (answer + numbered references with arXiv links), "
+                        "bibtex (the cited papers), json")
     _filters(p)
     p = sub.add_parser("chat", parents=[common], help="terminal chat with history and streaming")
     _filters(p)
     p = sub.add_parser("papers", parents=[common], help="list merged paper records")
     p.add_argument("--json", action="store_true", help="print a JSON array of every record")
+    p.add_argument("--bibtex", action="store_true", help="print BibTeX @misc entries (of IDS, else of every paper)")
+    p.add_argument("ids", nargs="*", metavar="ID", help="only these papers (paper or arXiv IDs)")
+    _add_workflow_commands(sub, common)
     sub.add_parser("stats", parents=[common], help="papers, chunks, sources, embedder, index path")
     sub.add_parser("doctor", parents=[common], help="check the index (catalogue vs Chroma vs BM25); exit 1 "
                                                     "when something needs `digestqa repair`")
@@ -92,6 +98,34 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("bench", parents=[common], help="run the benchmarks (slow; see bench/README.md); "
                                                    "options after `bench` go to python -m bench")
     return parser
+
+
+def _add_workflow_commands(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("sync", parents=[common], help="fetch and ingest new days from digest sources",
+                       description="Fetch the days not yet ingested from a daily-arXiv data folder (a base URL of "
+                                   "dated YYYY-MM-DD*.jsonl/.md files) or an RSS/Atom feed of arXiv listings; "
+                                   "sources are remembered: without URL every remembered source is updated.")
+    p.add_argument("url", nargs="?", help="source URL (remembered); omit to update every remembered source")
+    p.add_argument("--since", metavar="YYYY-MM-DD", help="first day to fetch (default: the last 7 days on a "
+                                                         "first sync, then the days after the last one fetched)")
+    p.add_argument("--list", action="store_true", help="list the remembered sources and exit")
+    p.add_argument("--forget", metavar="URL", help="stop syncing this source (its papers stay indexed)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per source")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = sub.add_parser("watch", parents=[common], help="standing phrases and the new papers matching them")
+    wsub = p.add_subparsers(dest="watch_command", required=True, metavar="ACTION")
+    a = wsub.add_parser("add", parents=[common], help="watch a phrase (any language)")
+    a.add_argument("phrase")
+    a.add_argument("--threshold", type=float, help="match score needed (0-1; default: the calibrated one)")
+    wsub.add_parser("list", parents=[common], help="list the watches")
+    a = wsub.add_parser("remove", parents=[common], help="stop watching a phrase")
+    a.add_argument("phrase")
+    a = wsub.add_parser("run", parents=[common], help="list the papers matching the watches")
+    a.add_argument("phrase", nargs="?", help="only this watch (a remembered one or any phrase)")
+    a.add_argument("--since", metavar="YYYY-MM-DD", help="papers dated on/after (default: the last 7 indexed days)")
+    a.add_argument("--until", metavar="YYYY-MM-DD", help="papers dated on/before")
+    a.add_argument("--json", action="store_true", help="print one JSON object")
+    sub.add_parser("mcp", parents=[common], help="serve the index to MCP clients over stdio")
 
 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
@@ -152,6 +186,8 @@ def print_report(r: IngestReport, out=None) -> None:
 def cmd_ingest(args, s: Settings) -> int:
     from . import api
 
+    watched = bool(api.watches(s))
+    before = api.paper_ids(s) if watched else set()
     try:
         report = api.ingest(args.paths, s, _progress_bar(args.quiet))
     except KeyboardInterrupt:
@@ -159,7 +195,31 @@ def cmd_ingest(args, s: Settings) -> int:
               file=sys.stderr)
         return 130
     print_report(report)
+    if watched:
+        print_new_matches(api.paper_ids(s) - before, s)
     return EXIT_FAILED_FILES if report.failures else 0
+
+
+def print_new_matches(new_ids: set[str], s: Settings, out=None) -> None:
+    """After an ingest or sync: the new papers matching each watch."""
+    from . import api
+
+    if not new_ids:
+        return
+    found = api.whats_new(settings=s, paper_ids=new_ids)
+    print_matches(found, out, header=f"watches ({len(new_ids)} new papers):")
+
+
+def print_matches(found: dict, out=None, header: str | None = None) -> None:
+    out = out or sys.stdout
+    if header:
+        print(header, file=out)
+    for phrase, ms in found.items():
+        print(f'  "{phrase}": {len(ms)} matching paper{"" if len(ms) == 1 else "s"}', file=out)
+        for m in ms:
+            print(f"    {(m.arxiv_id or m.paper_id):<16} {m.date or '':<10} {_clip(m.title, 90)}", file=out)
+            print(f"      {m.field}: \"{_clip(m.sentence, 160)}\"", file=out)
+            print(f"      why: {m.why}", file=out)
 
 
 # ---------------------------------------------------------------- ask / chat
@@ -235,8 +295,19 @@ def cmd_ask(args, s: Settings) -> int:
 
     filters = filters_from(args)  # a bad filter is an error before anything else happens
     _ensure_index(s)
-    if args.json:
+    fmt = "json" if args.json else args.format
+    if fmt == "json":
         print(json.dumps(api.ask(args.question, s, filters).to_json(), ensure_ascii=False))
+        return 0
+    if fmt in ("md", "bibtex"):
+        answer = api.ask(args.question, s, filters)
+        if fmt == "md":
+            print(api.answer_markdown(answer, s), end="")
+        else:
+            text = api.answer_bibtex(answer, s)
+            print(text, end="")
+            if not text:
+                print("the answer cites no paper: no BibTeX", file=sys.stderr)
         return 0
     print(format_answer(_stream_answer(args.question, s, filters, [])))
     return 0
@@ -270,6 +341,8 @@ def cmd_chat(args, s: Settings) -> int:
             last = _stream_answer(q, s, filters_from(args), history)
             history.append(last)
             n = len(last.citations)
+            if last.interpreted:
+                print(f"  (answered as: {last.interpreted})")
             print(f"  ({n} citation{'' if n == 1 else 's'}; /sources for details)")
 
 
@@ -278,7 +351,16 @@ def cmd_chat(args, s: Settings) -> int:
 def cmd_papers(args, s: Settings) -> int:
     from . import api
 
-    papers = api.papers(s)
+    if args.bibtex:
+        print(api.bibtex(args.ids or None, s), end="")
+        return 0
+    if args.ids:
+        papers, missing = api.get_papers(args.ids, s)
+        if missing:
+            print(f"error: not in the index: {', '.join(missing)}", file=sys.stderr)
+            return EXIT_ERROR
+    else:
+        papers = api.papers(s)
     if args.json:
         print(json.dumps([p.to_json() for p in papers], ensure_ascii=False, indent=1))
         return 0
@@ -352,11 +434,108 @@ def cmd_bench(args, s: Settings) -> int:
     return bench_main(args.bench_args, s)
 
 
-COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "chat": cmd_chat, "papers": cmd_papers,
+def cmd_sync(args, s: Settings) -> int:
+    from . import api
+
+    if args.list:
+        for src in api.sync_sources(s):
+            days = sorted(src.fetched)
+            print(f"{src.kind:<5} {src.url}  ({len(days)} files{', last ' + days[-1] if days else ''}; "
+                  f"last sync {src.last_sync or 'never'})")
+        return 0
+    if args.forget:
+        ok = api.forget_source(args.forget, s)
+        print(f"forgot {args.forget}" if ok else f"not a remembered source: {args.forget}",
+              file=sys.stdout if ok else sys.stderr)
+        return 0 if ok else EXIT_ERROR
+    watched = bool(api.watches(s))
+    reports = api.sync(args.url, s, args.since, _progress_bar(args.quiet or args.json))
+    failed = False
+    for r in reports:
+        failed |= not r.ok
+        if args.json:
+            print(json.dumps(_sync_json(r), ensure_ascii=False))
+            continue
+        _print_sync(r)
+        if watched and r.new_papers:
+            print_new_matches(set(r.new_papers), s)
+    return EXIT_FAILED_FILES if failed else 0
+
+
+def _sync_json(r) -> dict:
+    ing = r.ingest
+    return {"url": r.url, "kind": r.kind, "fetched": list(r.fetched), "urls": list(r.urls), "error": r.error,
+            "new_papers": list(r.new_papers),
+            "ingest": None if ing is None else {"files": ing.files, "papers_new": ing.papers_new,
+                                                "papers_updated": ing.papers_updated,
+                                                "failures": [str(f) for f in ing.failures]}}
+
+
+def _print_sync(r) -> None:
+    if r.error:
+        print(f"sync {r.url}: FAILED, nothing changed: {r.error}")
+        return
+    if not r.fetched:
+        print(f"sync {r.url} ({r.kind}): up to date")
+        return
+    print(f"sync {r.url} ({r.kind}): fetched {len(r.fetched)} file(s): {', '.join(r.fetched)}")
+    print_report(r.ingest)
+
+
+def cmd_watch(args, s: Settings) -> int:
+    from . import api
+
+    action = args.watch_command
+    if action == "add":
+        w = api.add_watch(args.phrase, s, args.threshold)
+        print(f'watching "{w.phrase}"' + (f" (threshold {w.threshold})" if w.threshold else ""))
+        return 0
+    if action == "list":
+        ws = api.watches(s)
+        for w in ws:
+            print(f'"{w.phrase}"  added {w.added}' + (f", threshold {w.threshold}" if w.threshold else ""))
+        if not ws:
+            print('no watches yet: digestqa watch add "RQ-VAE semantic IDs"', file=sys.stderr)
+        return 0
+    if action == "remove":
+        if api.remove_watch(args.phrase, s):
+            print(f'removed "{args.phrase}"')
+            return 0
+        print(f'error: no watch "{args.phrase}" (digestqa watch list)', file=sys.stderr)
+        return EXIT_ERROR
+    return _watch_run(args, s)
+
+
+def _watch_run(args, s: Settings) -> int:
+    from . import api
+    from .watch import default_since
+
+    if not args.phrase and not api.watches(s):
+        print('error: no watches yet: digestqa watch add "RQ-VAE semantic IDs" (or name a phrase)', file=sys.stderr)
+        return EXIT_ERROR
+    since = args.since or (None if args.until else default_since(s))
+    found = api.whats_new(args.phrase, since, args.until, s)
+    if args.json:
+        print(json.dumps({"since": since, "until": args.until,
+                          "watches": {k: [m.to_json() for m in v] for k, v in found.items()}}, ensure_ascii=False))
+        return 0
+    span = f"since {since}" if since else "all dates"
+    print_matches(found, header=f"papers dated {span}{' until ' + args.until if args.until else ''}:")
+    return 0
+
+
+def cmd_mcp(args, s: Settings) -> int:
+    from .mcp_server import serve
+
+    serve(s)
+    return 0
+
+
+COMMANDS = {"sync": cmd_sync, "watch": cmd_watch, "mcp": cmd_mcp, "ingest": cmd_ingest, "ask": cmd_ask, "chat": cmd_chat, "papers": cmd_papers,
             "stats": cmd_stats, "doctor": cmd_doctor, "repair": cmd_repair, "ui": cmd_ui, "eval": cmd_eval,
             "bench": cmd_bench}
 # Expected failures: one line "error: ..." and exit 2, never a traceback.
-ONE_LINE_ERRORS = ("LLMError", "EmbedderError", "ValueError", "FileNotFoundError", "IndexDamaged",
+ONE_LINE_ERRORS = ("LLMError", "EmbedderError", "ValueError", "FileNotFoundError", "SyncError", "IndexDamaged",
                    "IndexReadOnly", "PermissionError")
 
 

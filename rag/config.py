@@ -48,6 +48,9 @@ class Settings(BaseModel):
     candidates: int = Field(40, description="Chunks fetched from each of dense and BM25 before fusion.")
     rrf_k: int = Field(60, description="Reciprocal rank fusion constant.")
     bm25_tokenizer: str = Field("bigram", description="Chinese tokenisation for BM25: 'bigram' (CJK bigrams) or 'jieba'.")
+    answer_dense: bool = Field(False, description="Let the offline answerer rank sentences by sentence-vector "
+                                                  "similarity (the index's embedder) as well as by the question's "
+                                                  "words (rag/qa/dense.py).")
     glossary_fallback: bool = Field(True, description="With an English-only embedder, let the offline answerer "
                                                       "match Chinese question words to English text through the "
                                                       "built-in zh->en research glossary (rag/glossary.py).")

@@ -449,6 +449,35 @@ def pinned_papers(store, question: str) -> list[str]:
     return list(dict.fromkeys(index.paper_ids[i] for i in by_id + by_title))
 
 
+_NAMEISH = re.compile(r"(?<![\w-])[A-Za-z][A-Za-z0-9]*(?:[-_][A-Za-z0-9]+)*(?![\w-])")
+RARE_PIN_PASSAGES = 8  # a technical token in at most this many passages ...
+RARE_PIN_PAPERS = 2  # ... of at most this many papers names them (e.g. "KnowSA_CKP", "GraphAnchor")
+
+
+def _technical(word: str) -> bool:
+    """A word typed as a name: digits, an underscore or hyphen, or capitals after the first letter."""
+    return any(c.isdigit() or c in "_-" for c in word) or any(c.isupper() for c in word[1:])
+
+
+def rare_token_papers(store, question: str, settings: Settings) -> list[str]:
+    """Papers holding a technical word of the question that almost no other passage holds: a name the
+    user typed (a method, dataset or model name that is not in any title) is the strongest signal there is,
+    and a Chinese question's many bigrams must not drown it."""
+    loaded = _bm25(store)
+    if loaded is None or loaded[0] is None:
+        return []
+    model, ids, _ = loaded
+    sc, vocab, out = model.scores, model.vocab_dict, []
+    for word in filter(_technical, _NAMEISH.findall(question)):
+        toks = [t for t in tokenize(word, settings.bm25_tokenizer)[:1] if t in vocab]
+        for col in (vocab[t] for t in toks):
+            docs = sc["indices"][sc["indptr"][col]:sc["indptr"][col + 1]]
+            papers = list(dict.fromkeys(ids[int(d)].rsplit(":", 2)[0] for d in docs))
+            if len(docs) <= RARE_PIN_PASSAGES and len(papers) <= RARE_PIN_PAPERS:
+                out += [p for p in papers if p not in out]
+    return out
+
+
 def names_indexed_paper(question: str, settings: Settings) -> bool:
     """Does the question name a paper of the index (arXiv id, title, short name)? False for no index."""
     from pathlib import Path
@@ -490,6 +519,8 @@ def search_chunks(question: str, settings: Settings, filters: Filters, mode: str
         if english:  # weaker than direct Chinese matches when the index has Chinese text
             rankings.append((0.5 if direct else 1.0, bm25_search(store, english, settings, n, allowed)))
     pinned = pinned_papers(store, question) if mode == "hybrid" else []
+    if mode == "hybrid":
+        pinned += [p for p in rare_token_papers(store, question, settings) if p not in pinned]
     if allowed is not None:  # a paper named in the question still has to pass the filters
         allowed_papers = {cid.rsplit(":", 2)[0] for cid in allowed}
         pinned = [p for p in pinned if p in allowed_papers]

@@ -1031,3 +1031,205 @@ def _chroma_collection(url: str | None, path: str, name: str, create: bool = Tru
         return client.get_collection(name=name, embedding_function=None)
     return client.get_or_create_collection(name=name, embedding_function=None,
                                            metadata={"hnsw:space": "cosine"})
+
+
+# ---------------------------------------------------------------- workflow data: sync sources, watches, downloads
+#
+#   <index>/workflows/<name>.json        small state files (sync sources, watches), replaced atomically
+#   <index>/workflows/.<name>.lock       flock held while a state file is read-modified-written
+#   <index>/downloads/<source>/<file>    digests fetched by `digestqa sync`, ingested from there
+
+import re as _re  # noqa: E402  (kept with the section that uses it)
+
+_SAFE_NAME = _re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(name: str, limit: int = 120) -> str:
+    """A file/folder name that stays inside its parent: no separators, no leading dots, bounded length."""
+    out = _SAFE_NAME.sub("_", name).strip("._")[:limit]
+    return out or "unnamed"
+
+
+def workflow_path(settings: Settings, name: str) -> Path:
+    """``<index>/workflows/<name>.json`` (the folder is created)."""
+    d = Path(settings.index_dir).expanduser() / "workflows"
+    d.mkdir(parents=True, exist_ok=True)
+    return d / f"{safe_name(name)}.json"
+
+
+def read_state(settings: Settings, name: str, default: Any = None) -> Any:
+    """The JSON state file ``name`` (default when it does not exist yet)."""
+    p = workflow_path(settings, name)
+    if not p.exists():
+        return default
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ValueError(f"{p}: not valid JSON ({e}); fix or delete the file") from None
+
+
+def write_state(settings: Settings, name: str, value: Any) -> None:
+    """Replace the JSON state file ``name`` atomically (a reader sees the old or the new file, never half)."""
+    _atomic_write(workflow_path(settings, name), json.dumps(value, ensure_ascii=False, indent=1).encode("utf-8"))
+
+
+class state_lock:
+    """``with state_lock(settings, name):`` one read-modify-write of a state file at a time (flock)."""
+
+    def __init__(self, settings: Settings, name: str):
+        self.path = workflow_path(settings, name).with_name(f".{safe_name(name)}.lock")
+
+    def __enter__(self):
+        import fcntl
+
+        self.fh = open(self.path, "a")
+        fcntl.flock(self.fh, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import fcntl
+
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+def downloads_dir(settings: Settings, source: str) -> Path:
+    """``<index>/downloads/<source>/`` (created), where a sync source's files are kept."""
+    d = Path(settings.index_dir).expanduser() / "downloads" / safe_name(source)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def save_download(settings: Settings, source: str, name: str, data: bytes) -> Path:
+    """Write a fetched file under :func:`downloads_dir` atomically; returns its path."""
+    path = downloads_dir(settings, source) / safe_name(name)
+    _atomic_write(path, data)
+    return path
+
+
+def remove_download(path: str | Path) -> None:
+    """Delete a downloaded file that could not be ingested (only inside a downloads dir)."""
+    p = Path(path)
+    if p.parent.parent.name == "downloads":
+        p.unlink(missing_ok=True)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)  # readable like the digests it holds (mkstemp makes it 0600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------- what watches read: ids, dates, terms, vectors
+
+def paper_ids(settings: Settings) -> set[str]:
+    """Every paper id in the index (cheap: no record is decoded)."""
+    store = open_store(settings)
+    try:
+        return {r[0] for r in store.db.execute("SELECT paper_id FROM papers")}
+    finally:
+        store.close()
+
+
+def paper_dates(store: Store) -> dict[str, int]:
+    """paper_id -> its date as YYYYMMDD (0 when unknown), from the chunk rows."""
+    return dict(store.db.execute("SELECT paper_id, MAX(date_int) FROM chunks GROUP BY paper_id"))
+
+
+def paper_term_ids(store: Store, paper_ids: Iterable[str]) -> dict[str, "array"]:
+    """paper_id -> the BM25 term ids of all its passages (title included), as one int32 array."""
+    out: dict[str, array] = {}
+    for part in _batches(list(dict.fromkeys(paper_ids)), 500):
+        q = f"SELECT paper_id, tok_ids FROM chunks WHERE paper_id IN ({','.join('?' * len(part))})"
+        for pid, blob in store.db.execute(q, part):
+            a = out.setdefault(pid, array("i"))
+            if blob:
+                a.frombytes(blob)
+    return out
+
+
+def term_id_map(store: Store, terms: Iterable[str]) -> dict[str, int]:
+    """The ids of those terms that are in the BM25 vocabulary (unknown terms are left out)."""
+    terms = list(dict.fromkeys(terms))
+    out: dict[str, int] = {}
+    for part in _batches(terms, 500):
+        q = f"SELECT term, id FROM terms WHERE term IN ({','.join('?' * len(part))})"
+        out.update(dict(store.db.execute(q, part)))
+    return out
+
+
+def term_doc_counts(store: Store, ids: Iterable[int]) -> tuple[dict[int, int], int]:
+    """(term id -> papers holding it, papers in all) from the stored term ids; used as IDF by watches."""
+    want = set(ids)
+    counts = dict.fromkeys(want, 0)
+    papers = 0
+    if not want:
+        return counts, 0
+    import numpy as np
+
+    probe = np.fromiter(want, dtype=np.int32)
+    for _pid, blob in _paper_blobs(store):
+        papers += 1
+        if blob:
+            present = np.isin(probe, np.frombuffer(blob, dtype=np.int32))
+            for t in probe[present].tolist():
+                counts[t] += 1
+    return counts, papers
+
+
+def _paper_blobs(store: Store) -> Iterator[tuple[str, bytes]]:
+    """(paper_id, all term ids of its passages) per paper, streamed in paper order."""
+    pid, parts = None, []
+    for p, blob in store.db.execute("SELECT paper_id, tok_ids FROM chunks ORDER BY paper_id"):
+        if p != pid and pid is not None:
+            yield pid, b"".join(parts)
+            parts = []
+        pid = p
+        parts.append(blob or b"")
+    if pid is not None:
+        yield pid, b"".join(parts)
+
+
+def paper_vectors(store: Store, paper_ids: Iterable[str] | None = None) -> tuple[list[str], Any]:
+    """(paper_id of each row, matrix of the stored passage vectors) of these papers (all when None)."""
+    import numpy as np
+
+    if store.embedded_count() == 0:
+        return [], np.zeros((0, 0), dtype=np.float32)
+    col = store.collection
+    owners: list[str] = []
+    rows: list = []
+    batches = [None] if paper_ids is None else list(_batches(list(dict.fromkeys(paper_ids)), 500))
+    for part in batches:
+        if part is not None and not part:
+            continue
+        where = None if part is None else {"paper_id": {"$in": part}}
+        offset, step = 0, _max_batch(col)
+        while True:
+            got = col.get(where=where, include=["embeddings", "metadatas"], limit=step, offset=offset)
+            if not len(got["ids"]):
+                break
+            owners += [m["paper_id"] for m in got["metadatas"]]
+            rows.append(np.asarray(got["embeddings"], dtype=np.float32))
+            offset += len(got["ids"])
+    mat = np.vstack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+    return owners, mat
+
+
+def terms_with_prefix(store: Store, prefix: str, limit: int = 6) -> list[str]:
+    """Up to ``limit`` BM25 vocabulary terms starting with ``prefix`` (sorted; used to turn glossary prefixes
+    into index words)."""
+    if not prefix:
+        return []
+    hi = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    rows = store.db.execute("SELECT term FROM terms WHERE term >= ? AND term < ? ORDER BY term LIMIT ?",
+                            (prefix, hi, limit))
+    return [r[0] for r in rows]

@@ -46,12 +46,12 @@ def test_source_blocks_keep_to_the_token_budget():
     from rag.config import Settings
 
     q = "Which papers use RQ-VAE semantic IDs?"
-    small = source_blocks(rqvae_hits(), q, Settings(index_dir=".", llm_context_tokens=300))
+    small = source_blocks(rqvae_hits(), q, Settings(index_dir=".", llm_context_tokens=450))
     large = source_blocks(rqvae_hits(), q, Settings(index_dir=".", llm_context_tokens=2000))
     n_small, n_large = (len(encoding().encode(t)) for t in (small, large))
-    assert n_small < n_large and n_small <= 300 + 60  # template words are not budgeted
+    assert n_small < n_large and n_small <= 450 + 60  # template words are not budgeted
     assert "residual vector quantization" in small  # the first source's best sentence goes in first
-    assert "Transformer-based recommender" in large and "Transformer-based recommender" not in small
+    assert all(line in large for line in small.splitlines())  # the larger budget adds sentences, drops none
 
 
 def test_injection_never_reaches_the_model_and_delimiters_hold():

@@ -138,3 +138,33 @@ def test_api_key_never_in_settings_repr():
 
     s = Settings(index_dir="/x", openai_api_key="sk-secret123")
     assert "sk-secret123" not in repr(s) and "sk-secret123" not in str(s) and s.openai_api_key == "sk-secret123"
+
+
+def _chat(index: Path, lines: list[str]) -> str:
+    env = {**os.environ, "DIGESTQA_INDEX": str(index), "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    r = subprocess.run([sys.executable, "-m", "rag.cli", "chat"], input="\n".join(lines + ["/quit"]) + "\n",
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def _turns(out: str) -> list[str]:
+    """The answers of a chat transcript, one per question (split at the '> ' prompts)."""
+    return [t for t in out.split("\n> ")[1:] if t.strip()]
+
+
+def test_chat_follow_ups_keep_the_paper_for_three_turns_english(sample_settings):
+    out = _chat(Path(sample_settings.index_dir), [
+        "Which paper was deployed in Douyin Search?", "Who are its authors?",
+        "What mechanism does it use to cut computational cost?"])
+    first, second, third = _turns(out)[:3]
+    assert "LEMUR" in first and "2511.10962" in first
+    assert "Xintian Han" in second and "(answered as: Who are LEMUR's authors?)" in out
+    assert "2511.10962" in third and "memory bank" in third and "CANNOT_ANSWER" not in third
+
+
+def test_chat_follow_ups_keep_the_paper_for_three_turns_chinese(sample_settings):
+    out = _chat(Path(sample_settings.index_dir), ["哪篇论文在抖音搜索部署了？", "它的作者是谁？", "该论文属于哪个 arXiv 分类？"])
+    first, second, third = _turns(out)[:3]
+    assert "LEMUR" in first and "Xintian Han" in second and "cs.IR" in third
+    assert "CANNOT_ANSWER" not in second + third

@@ -89,3 +89,47 @@ def test_bundled_fact_regexes_match_the_seed_text_or_a_translation():
     for q in load_questions():
         for f in q.facts:
             assert re.search(f, corpus), f"{q.id}: fact {f} occurs nowhere in the sample corpus"
+
+
+def _corpus_text(corpus: str, shared: Path | None) -> str | None:
+    from eval.sets import corpus_paths
+
+    paths = corpus_paths(corpus, shared)
+    if paths is None:
+        return None
+    files = [f for p in paths for f in ([p] if p.is_file() else sorted(p.rglob("*"))) if f.is_file()]
+    # a digest's date may be only in its path (daily_arxiv data/2026-01-21.md, table 04-Dec-2025/README.md)
+    return "\n".join(f"{f}\n" + f.read_text(encoding="utf-8", errors="replace") for f in files)
+
+
+@pytest.mark.parametrize("name", ["sample-dev", "sample-test", "corpora-dev", "corpora-test"])
+def test_every_bundled_set_is_valid_and_answerable_from_its_corpus(name):
+    """Refs exist in the set's corpus and every fact of an answerable question occurs in it (a question the
+    corpus cannot answer would measure nothing); each set has both languages and unanswerable questions."""
+    from eval.metrics import fact_hits
+    from eval.sets import find_shared, set_path
+
+    qs = load_questions(set_path(name))
+    assert len(qs) >= 40 and {q.lang for q in qs} == {"en", "zh"} and any(not q.answerable for q in qs)
+    text = _corpus_text(name.split("-")[0], find_shared())
+    if text is None:
+        pytest.skip(f"needs ../shared/corpora for {name} (the corpora sets are asked over it)")
+    low = text.lower()
+    bad = []  # ids only: a held-out question's text must not end up in a test log
+    for q in qs:
+        refs_ok = all(any(a[6:].lower() in low if a.startswith("title:") else a in text for a in ref.split("|"))
+                      for ref in q.must + q.gold)
+        if not refs_ok or not all(fact_hits(list(q.facts), text)):
+            bad.append(q.id)
+    assert not bad, f"{name}: refs or facts not found in the corpus for {bad}"
+
+
+def test_test_sets_share_no_question_with_dev_sets():
+    from eval.sets import set_path
+
+    for corpus in ("sample", "corpora"):
+        dev = {q.question for q in load_questions(set_path(f"{corpus}-dev"))}
+        test = {q.question for q in load_questions(set_path(f"{corpus}-test"))}
+        shared = len(dev & test)  # (a count: pytest would print the sets, and test questions stay out of logs)
+        assert shared == 0, f"{corpus}: {shared} questions are in both dev and test"
+        assert len(test) >= 40

@@ -200,6 +200,7 @@ def test_ui_marks_the_flagged_sentences(hits, fake):
     fake.responder = lambda req: f"{GOOD} {UNCITED}"
     _, a = ask(settings(fake))
     html = render.answer_html(a, 1)
-    assert "dq-unsupported" in html
-    flagged = html.split("dq-unsupported")[1]
-    assert "deployed in Douyin Search" in flagged[:400]
+    marked = html.split('class="dq-flagged"')
+    assert len(marked) == 2 and "deployed in Douyin Search" in marked[1].split("</span>")[0]  # marked in the text
+    assert "residual vector quantization" not in marked[1].split("</span>")[0]
+    assert "deployed in Douyin Search" in html.split('class="dq-unsupported"')[1]  # and listed under it

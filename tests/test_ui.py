@@ -322,3 +322,31 @@ def test_card_date_says_digest_or_submitted():
     assert _date_label(digest, None) == "digest 2025-11-20"
     assert _date_label(related, None) == "submitted 2025-08-28"
     assert _date_label(Paper(paper_id="2", title="U"), None) == "date unknown"
+
+
+@pytest.mark.parametrize("turns", [
+    [("Which paper was deployed in Douyin Search?", "LEMUR"), ("Who are its authors?", "Xintian Han"),
+     ("What mechanism does it use to cut computational cost?", "memory bank")],
+    [("哪篇论文在抖音搜索部署了？", "LEMUR"), ("它的作者是谁？", "Xintian Han"), ("该论文属于哪个 arXiv 分类？", "cs.IR")],
+])
+def test_ui_chat_follow_ups_with_the_real_pipeline(sample_settings, turns):
+    ctl = Controller(sample_settings)
+    state = []
+    for question, expect in turns:
+        *_, (messages, sources, _status, state, _box) = ctl.ask(question, state)
+        assert expect in messages[-1]["content"], (question, messages[-1]["content"])
+        assert "2511.10962" in sources
+    assert [a.interpreted != "" for _, a in state] == [False, True, True]
+
+
+def test_unsupported_sentences_are_marked_not_hidden():
+    from dataclasses import replace as dc_replace
+
+    from rag.types import Claim
+
+    a = _answer("q", text="GenRec uses RQ-VAE [1]. It was trained on 4,000 GPUs.")
+    a = dc_replace(a, claims=(Claim("GenRec uses RQ-VAE", (1,), 0.9, True),
+                              Claim("It was trained on 4,000 GPUs.", (), 0.0, False)))
+    html_ = render.answer_html(a, 1)
+    assert "It was trained on 4,000 GPUs." in html_.split('class="dq-unsupported"')[0]  # still in the answer
+    assert 'class="dq-unsupported"' in html_ and "(no citation)" in html_ and "(1)" in html_

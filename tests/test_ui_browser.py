@@ -223,3 +223,33 @@ def test_chat_cite_upload_and_no_outbound(server, browser):
     assert attempts, "connect log is empty: the sitecustomize hook did not load"
     assert not outbound, f"app tried to reach {outbound}"
     page.close()
+
+
+def test_whats_new_view_and_answer_export(server, browser):
+    """A watch added in the What's new tab lists its papers with a per-week plot; the last answer copies out
+    as Markdown with numbered arXiv references."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server["url"])
+    expect(page.locator("#dq-status")).to_contain_text("extractive", timeout=SLOW)
+    page.get_by_role("tab", name="What's new").click()
+    page.locator("#dq-watch-since textarea, #dq-watch-since input").first.fill("2000-01-01")
+    page.locator("#dq-watch-new textarea, #dq-watch-new input").first.fill("semantic IDs")
+    page.locator("#dq-watch-add").click()
+    expect(page.locator("#dq-watch-status")).to_contain_text("Watching", timeout=SLOW)
+    expect(page.locator("#dq-watch-list")).to_contain_text("2508.15281", timeout=SLOW)
+    expect(page.locator("#dq-watch-list")).to_contain_text("why:")
+    expect(page.locator("#dq-watch-plot img, #dq-watch-plot svg").first).to_be_visible(timeout=SLOW)
+    _shot(page, "06_whats_new.png")
+
+    page.get_by_role("tab", name="Chat").click()
+    _ask(page, "哪篇论文在抖音搜索部署了？")
+    page.locator("#dq-export").get_by_text("Copy as Markdown / BibTeX").click()
+    page.locator("#dq-export-md").click()
+    expect(page.locator("#dq-export-out")).to_contain_text("References", timeout=SLOW)
+    expect(page.locator("#dq-export-out")).to_contain_text("https://arxiv.org/abs/2511.10962")
+    page.locator("#dq-export-bib").click()
+    expect(page.locator("#dq-export-out")).to_contain_text("archivePrefix", timeout=SLOW)
+    _shot(page, "07_export_bibtex.png")
+    page.close()

@@ -187,6 +187,7 @@ def _chat_tab(gr, ctl: Controller, status: Any) -> Any:
                                   label=f"Papers to consult (top-k; 0 = automatic: {ctl.settings.top_k}, "
                                         "more for 'which papers' questions)")
             clear = gr.Button("New conversation", size="sm", variant="secondary")
+            _export_row(gr, ctl, turns)
         with gr.Column(scale=2, min_width=360):
             gr.Markdown("### Sources")
             sources = gr.HTML(render.sources_panel_html([], {}), elem_id="dq-sources", js_on_load=None)
@@ -198,6 +199,60 @@ def _chat_tab(gr, ctl: Controller, status: Any) -> Any:
         b.click(lambda q=q: q, None, box).then(ctl.ask, inputs, outputs, concurrency_limit=4)
     clear.click(lambda: ([], render.sources_panel_html([], {}), ctl.status(), [], ""), None, outputs)
     return category
+
+
+def _export_row(gr, ctl: Controller, turns: Any) -> None:
+    """Copy the last answer as Markdown (numbered references, arXiv links) or its cited papers as BibTeX."""
+    from . import whatsnew
+
+    with gr.Accordion("Copy as Markdown / BibTeX", open=False, elem_id="dq-export"):
+        with gr.Row():
+            md_btn = gr.Button("Markdown", size="sm", elem_id="dq-export-md")
+            bib_btn = gr.Button("BibTeX", size="sm", elem_id="dq-export-bib")
+        out = gr.Code(label="Last answer (use the copy button)", language="markdown", lines=8, interactive=False,
+                      elem_id="dq-export-out", buttons=["copy"])
+    md_btn.click(lambda t: whatsnew.export_answer(ctl.settings, t, "md"), turns, out)
+    bib_btn.click(lambda t: whatsnew.export_answer(ctl.settings, t, "bibtex"), turns, out)
+
+
+def _whatsnew_tab(gr, ctl: Controller) -> Any:
+    """Per watch: the papers matching it since a date, and a per-week count plot over the indexed dates."""
+    from . import whatsnew
+
+    choices = whatsnew.watch_choices(ctl.settings)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300):
+            pick = gr.Dropdown(label="Watch", choices=choices, value=choices[0] if choices else None,
+                               elem_id="dq-watch-pick")
+            since = gr.Textbox(label="Since (YYYY-MM-DD; empty = last 7 indexed days)", elem_id="dq-watch-since")
+            show = gr.Button("Show what's new", variant="primary", elem_id="dq-watch-show")
+            new_phrase = gr.Textbox(label="New watch (any language)", placeholder="e.g. semantic IDs / 生成式推荐",
+                                    elem_id="dq-watch-new")
+            with gr.Row():
+                add = gr.Button("Add watch", size="sm", elem_id="dq-watch-add")
+                remove = gr.Button("Remove selected", size="sm", variant="secondary", elem_id="dq-watch-remove")
+            status = gr.HTML("", elem_id="dq-watch-status", js_on_load=None)
+        with gr.Column(scale=3):
+            plot = gr.Plot(label="Matching papers per week", elem_id="dq-watch-plot")
+            listing = gr.HTML("", elem_id="dq-watch-list", js_on_load=None)
+
+    def do_show(phrase, since_value):
+        return whatsnew.matches_html(ctl.settings, phrase, since_value), whatsnew.week_figure(ctl.settings, phrase)
+
+    def do_add(phrase, since_value):
+        html, opts, chosen = whatsnew.add_watch(ctl.settings, phrase)
+        shown = do_show(chosen, since_value) if chosen else ("", None)
+        return html, gr.Dropdown(choices=opts, value=chosen or None), "", *shown
+
+    def do_remove(phrase):
+        html, opts = whatsnew.remove_watch(ctl.settings, phrase)
+        return html, gr.Dropdown(choices=opts, value=opts[0] if opts else None)
+
+    show.click(do_show, [pick, since], [listing, plot], concurrency_limit=2)
+    pick.change(do_show, [pick, since], [listing, plot], concurrency_limit=2)
+    add.click(do_add, [new_phrase, since], [status, pick, new_phrase, listing, plot], concurrency_limit=1)
+    remove.click(do_remove, pick, [status, pick], concurrency_limit=1)
+    return pick
 
 
 def _safe(fn, default):
@@ -273,6 +328,8 @@ def build_app(settings: Settings | None = None) -> Any:
                 category = _chat_tab(gr, ctl, status)
             with gr.Tab("Library", id="library"):
                 search, table, stats = _library_tab(gr, ctl)
+            with gr.Tab("What's new", id="whatsnew"):
+                _whatsnew_tab(gr, ctl)
             with gr.Tab("Eval", id="eval"):
                 _eval_tab(gr, ctl)
         app.load(lambda q: _on_load(gr, ctl, q), search, [table, stats, category])

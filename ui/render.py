@@ -45,8 +45,8 @@ def _paragraphs(escaped: str) -> str:
 
 
 def answer_html(answer: Answer, turn: int) -> str:
-    """The assistant chat message for a finished answer; sentences its cited sources do not back (or
-    that cite nothing) are marked, with a note saying how many."""
+    """The assistant chat message for a finished answer; sentences its cited sources do not support (or that
+    cite nothing) are marked in the text and listed under it, never hidden."""
     known = {c.n for c in answer.citations}
     flagged = {c.text for c in answer.unsupported}
     body = _paragraphs("".join(
@@ -54,18 +54,21 @@ def answer_html(answer: Answer, turn: int) -> str:
     if answer.abstained:
         return ('<div class="dq-answer dq-abstained"><div class="dq-badge">Not answerable from the indexed '
                 f'digests</div><div>{body}</div></div>')
-    note = ""
-    if flagged:
-        n = len(answer.unsupported)
-        note = (f'<div class="dq-unsupported-note">⚠ {n} sentence{"" if n == 1 else "s"} not backed by the '
-                f'cited source{"" if n == 1 else "s"} (marked): check before use.</div>')
-    return f'<div class="dq-answer">{body}{note}</div>'
+    warn = ""
+    if answer.unsupported:
+        items = "".join(f"<li>{esc(c.text)}{' (no citation)' if not c.cites else ''}</li>"
+                        for c in answer.unsupported)
+        warn = (f'<div class="dq-unsupported"><div class="dq-badge">Not supported by the cited sources '
+                f'({len(answer.unsupported)}): check before use</div><ul>{items}</ul></div>')
+    interpreted = (f'<div class="dq-interpreted">Answered as: {esc(answer.interpreted)}</div>'
+                   if answer.interpreted else "")
+    return f'<div class="dq-answer">{interpreted}{body}{warn}</div>'
 
 
 def _flag(html_: str, bad: bool) -> str:
     if not bad or not html_.strip():
         return html_
-    return f'<span class="dq-unsupported" title="not backed by the cited source">{html_}</span>'
+    return f'<span class="dq-flagged" title="not backed by the cited source">{html_}</span>'
 
 
 def _segments(text: str, flagged: set[str]) -> list[tuple[str, bool]]:

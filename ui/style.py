@@ -16,11 +16,10 @@ CSS = """
 .dq-abstained .dq-badge { display: inline-block; font-size: 0.8em; font-weight: 600; padding: 1px 8px;
   border-radius: 999px; background: #fef3c7; color: #92400e; margin-bottom: 6px; }
 .dq-error { color: #b91c1c; }
-.dq-unsupported { background: #fef3c7; text-decoration: underline dotted #b45309; }
+.dq-flagged { background: #fef3c7; text-decoration: underline dotted #b45309; }
 .dq-job { font-size: 0.9em; margin: 4px 0; }
 .dq-running { color: #3730a3; }
 .dq-queued { color: #6b7280; }
-.dq-unsupported-note { margin-top: 6px; font-size: 0.85em; color: #92400e; }
 .dq-caret { animation: dq-blink 1s steps(2) infinite; color: #6366f1; }
 @keyframes dq-blink { 50% { opacity: 0; } }
 .dq-sources { max-height: 760px; overflow-y: auto; padding-right: 4px; text-align: left; }
@@ -41,6 +40,9 @@ a.dq-arxiv { font-size: 0.8em; color: #4f46e5; white-space: nowrap; }
   margin-bottom: 2px; }
 .dq-support { border-left: 3px solid #facc15; padding: 4px 8px; margin: 6px 0; font-size: 0.9em; }
 .dq-support .dq-passage { color: #555; }
+.dq-unsupported { border-left: 3px solid #f97316; background: #fff7ed; padding: 4px 8px; margin-top: 8px; font-size: 0.9em; }
+.dq-unsupported .dq-badge { font-weight: 600; color: #9a3412; }
+.dq-interpreted { color: #666; font-size: 0.85em; font-style: italic; margin-bottom: 4px; }
 .dq-support mark { background: #fef08a; color: #111; }
 .dq-pane mark { background: #fef9c3; border-bottom: 2px solid #facc15; }
 mark { background: #fef08a; color: inherit; padding: 0 1px; border-radius: 2px; }
@@ -66,4 +68,13 @@ mark { background: #fef08a; color: inherit; padding: 0 1px; border-radius: 2px; 
 #dq-examples button { font-size: 0.8em; }
 #dq-table td, #dq-table th, #dq-table span { font-family: var(--font); font-size: 0.88rem; }
 .dq-stats-info { font-size: 0.78em; color: var(--body-text-color-subdued); margin-top: 6px; overflow-wrap: anywhere; }
+"""
+
+# What's new view (ui/whatsnew.py)
+CSS += """
+.dq-whatsnew ol { padding-left: 1.4em; }
+.dq-wn-item { margin: 0 0 .8em 0; }
+.dq-wn-meta { color: #64748b; font-size: .85em; }
+.dq-wn-sentence { font-size: .92em; margin-top: .15em; }
+.dq-wn-why { color: #64748b; font-size: .8em; }
 """

@@ -103,9 +103,17 @@ def meta_fields(hit: Hit) -> dict[str, str]:
     return out
 
 
+def _document_order(hit: Hit) -> list:
+    """The hit's passages field by field (in the order fields first appear), each field's windows in text order
+    (retrieval puts the best window first; enumerations and "First, ... Second, ..." need the text's order)."""
+    fields = list(dict.fromkeys(p.field for p in hit.passages))
+    window = lambda p: int(p.chunk_id.rsplit(":", 1)[-1]) if p.chunk_id.rsplit(":", 1)[-1].isdigit() else 0  # noqa: E731
+    return sorted(hit.passages, key=lambda p: (fields.index(p.field), window(p)))
+
+
 def _sentences(hit: Hit) -> list[Unit]:
     out, seen = [], set()
-    for p in hit.passages:
+    for p in _document_order(hit):
         if p.field == "meta":
             continue
         for s in split_sentences(p.text):
@@ -155,19 +163,28 @@ def match_terms(src: Source, terms: tuple[Term, ...], bridge: Bridge | None = No
     src.names = {t.key for t in terms if t.key in src.covered and names_paper(t, title, body)}
 
 
-def weights(terms: tuple[Term, ...], sources: list[Source], rarity: dict[str, float] | None = None
-            ) -> dict[str, float]:
+TYPE_NOUN_WEIGHT = 2.0  # the noun a "what X ..." question asks for ("what mechanism ...") counts double
+
+
+def weights(terms: tuple[Term, ...], sources: list[Source], rarity: dict[str, float] | None = None,
+            asked: str = "") -> dict[str, float]:
     """Kind weight x rarity in the index (``rarity``, 0..1) x rarity across the retrieved sources (a term
-    every source has tells them apart least; a term none has is not rewarded for it)."""
+    every source has tells them apart least; a term none has is not rewarded for it); the question's type
+    noun (``asked``: "mechanism" in "what mechanism does X use") weighs ``TYPE_NOUN_WEIGHT`` times more."""
     n = max(1, len(sources))
     out = {}
     for t in terms:
         df = max(1, sum(1 for s in sources if t.key in s.covered))
-        out[t.key] = KIND_WEIGHT[t.kind] * math.log(1 + (n + 1) / (df + 0.5)) * (rarity or {}).get(t.key, 1.0)
+        w = KIND_WEIGHT[t.kind] * math.log(1 + (n + 1) / (df + 0.5)) * (rarity or {}).get(t.key, 1.0)
+        if asked and (t.text.lower() == asked or (t.kind == "cjk" and t.key in asked)):
+            w *= TYPE_NOUN_WEIGHT
+        out[t.key] = w
     return out
 
 
 HEAD_CREDIT = 0.5  # a term in the paper's title/authors counts this much for each of its units
+CJK_OVER_ENGLISH = 0.5  # a Chinese question's words weigh half against a paper with no Chinese text (only a
+#                         bridge or a multilingual embedder can match them there)
 
 
 def lexical(src: Source, pos: int, part: Part, w: dict[str, float]) -> float:
@@ -194,15 +211,20 @@ def lexical(src: Source, pos: int, part: Part, w: dict[str, float]) -> float:
     if cjk:
         chars = {c for t in cjk for c in t.span}
         share = {c: max((cov(t.key) for t in cjk if c in t.span), default=0.0) for c in chars}
-        weight = sum(w[t.key] for t in cjk)
+        weight = sum(w[t.key] for t in cjk) * (1.0 if src.has_zh else CJK_OVER_ENGLISH)
         total += weight
         score += weight * sum(share.values()) / len(chars)
     return score / total if total else 0.0
 
 
 def score_units(part: Part, src: Source, w: dict[str, float], dense: Dense | None, mix: float) -> list[Scored]:
-    """Every unit of a source scored for one part, best first (ties: source order)."""
-    sims = dense.similarities(part.text, [u.text for u in src.units]) if dense else [None] * len(src.units)
+    """Every unit of a source scored for one part, best first (ties: source order). Metadata units get no
+    sentence-vector similarity (a "Field: value" line is not prose)."""
+    sims: list[float | None] = [None] * len(src.units)
+    if dense is not None and mix > 0:
+        prose = [i for i, u in enumerate(src.units) if u.kind != "meta"]
+        for i, sim in zip(prose, dense.similarities(part.text, [src.units[i].text for i in prose])):
+            sims[i] = sim
     out = []
     for i, (u, sim) in enumerate(zip(src.units, sims)):
         lex = lexical(src, i, part, w)

@@ -21,6 +21,11 @@ from .terms import FRAME_WORDS, Term, question_terms
 
 # Cue patterns: general question words of English and Chinese, one per aspect (first match wins).
 _ASPECTS: tuple[tuple[str, re.Pattern], ...] = (
+    ("expansion", re.compile(r"\bstands?\s+for\b|\bfull\s+(?:name|form|title)\b|\babbreviat\w*|\bacronym\b|"
+                             r"全称|缩写|代表什么|是什么的缩写", re.I)),
+    ("pages", re.compile(r"\bhow\s+long\s+is\s+(?:the|this|that|its)\s+(?:paper|article|preprint)\b|"
+                         r"\bhow\s+many\s+pages\s+(?:is|does|has|are)\b|\bpage\s+count\b|"
+                         r"(?:论文|文章|这篇)[^？?，,]{0,6}(?:多少页|几页)|篇幅", re.I)),
     ("code", re.compile(r"\b(?:code|github|repository|repo|checkpoints?|huggingface|open[- ]sourced?)\b|"
                         r"\bweights\s+(?:are|were|is)?\s*(?:released|available|published|hosted)|"
                         r"\bwhere\b[^?？]{0,40}\bweights\b|代码|开源|权重", re.I)),
@@ -37,11 +42,12 @@ _ASPECTS: tuple[tuple[str, re.Pattern], ...] = (
     ("doi", re.compile(r"\bdoi\b", re.I)),
     ("license", re.compile(r"\blicen[cs]e[ds]?\b|许可|授权", re.I)),
     ("score", re.compile(r"\b(?:relevance|digest|page)\s+score\b|相关性得分|评分", re.I)),
-    ("listed", re.compile(r"\b(?:listed|announced|digest\s+date|which\s+(?:date'?s?\s+)?digest|which\s+days?)\b|"
-                          r"收录|日报|哪天|哪一天", re.I)),
+    ("listed", re.compile(r"\b(?:listed|announced|digest\s+date|which\s+(?:date'?s?\s+)?digest)\b|"
+                          r"收录|日报", re.I)),
     ("submitted", re.compile(r"\bwhen\b[^?？]{0,60}\bsubmitted\b|\bsubmission\s+date\b|\bsubmitted\s+(?:on|to\s+arxiv)\b|"
                              r"提交", re.I)),
-    ("date", re.compile(r"\b(?:when|dates?|what\s+year|which\s+year|published\s+in\s+\d{4})\b|日期|何时|什么时候|哪一?年",
+    ("date", re.compile(r"\b(?:when|dates?|what\s+year|which\s+year|which\s+days?|published\s+in\s+\d{4})\b|"
+                        r"日期|何时|什么时候|哪一?年|哪一?天",
                         re.I)),
     ("category", re.compile(r"\b(?:categor(?:y|ies)|subject\s+area|arxiv\s+section)\b|类别|分类|领域", re.I)),
     ("arxiv_id", re.compile(r"\barxiv\s*(?:id|number|identifier)\b|编号", re.I)),
@@ -58,7 +64,8 @@ _SUBJECT_USE = re.compile(r"\b(?:the|its|their)\s+(?:\S+\s+)?authors?\s+(?:build
 _LIST_EN = re.compile(r"^\s*(?:(?:and|also|so)\s+)?(?:which|what|list|name|find|show|are\s+there|is\s+there|do\s+any|"
                       r"does\s+any|any)\b(?:\s+(?!papers?\b)\S+){0,3}?\s+(?:papers|works|studies|articles|preprints)\b|"
                       r"^\s*(?:are\s+there|is\s+there|do\s+any|does\s+any)\b", re.I)
-_LIST_ZH = re.compile(r"哪些|哪几篇|有没有.{0,6}(?:论文|文章|工作|研究)|有哪些|列出")
+_LIST_ZH = re.compile(r"(?:哪些|有哪些|列出)(?:[^，。？?]{0,4}?)(?:论文|文章|工作|研究|paper)|哪几篇|"
+                      r"有没有.{0,6}(?:论文|文章|工作|研究)")
 # Where a question splits into parts: a second question mark, ";", or "and" + a question word.
 _PART_SPLIT = re.compile(
     r"(?<=[?？])\s*(?=\S)|;\s*|；|"
@@ -66,8 +73,44 @@ _PART_SPLIT = re.compile(
     r"where|why|is|are|was|were|does|do|did|has|have|can)\b)|"
     r"[，,]\s*(?:以及|并且|还有|另外|同时|那么)?(?=[^，,]{0,12}(?:什么|哪|多少|谁|如何|怎么|怎样|是否|几))|以及|并且",
     re.I)
+_EXAMPLE = re.compile(r"(?:比如|例如|譬如|像是|e\.g\.|eg\b|such as|like|for example|for instance)", re.I)
 _QWORD = re.compile(r"\b(?:what|which|how|who|whom|whose|when|where|why|is|are|was|were|does|do|did|has|have|can|"
                     r"list|name)\b|什么|哪|多少|谁|如何|怎么|怎样|是否|几|吗", re.I)
+
+
+_ENUMERATE = re.compile(r"\b(?:what|which)\s+(?:are\s+the\s+)?(?:\w+\s+)?(?:types|kinds|components|stages|steps|"
+                        r"phases|parts|modules|levels|categories\s+of)\b|哪几[种个类项步]|哪些(?:类型|组件|阶段|步骤|"
+                        r"部分|模块)|包括哪些|包含哪些|由哪些", re.I)
+
+
+_ENTITY = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){0,2}?(?:datasets?|benchmarks?|models?|methods?|algorithms?|metrics?|"
+                     r"baselines?|languages?|tasks?|sensors?|scales?|sources?|tools?|encoders?|backbones?|"
+                     r"architectures?|corpora|libraries|frameworks?|techniques?|loss(?:es)?)\b|"
+                     r"(?:哪些|哪几个|哪几种|哪个|什么)(?:公开)?(?:数据集|基准|模型|方法|算法|指标|基线|语言|任务|"
+                     r"传感器|量表|工具|编码器|框架|技术|损失)", re.I)
+
+
+def asks_entity(text: str) -> bool:
+    """"Which datasets / 哪些数据集 ...": the answer names things (LEVIR-CD, IRT, PET-CT)."""
+    return bool(_ENTITY.search(text))
+
+
+def asks_enumeration(text: str) -> bool:
+    """"What are the two stages of X?", "X 包含哪几种记忆？": the answer is a list inside one paper."""
+    return bool(_ENUMERATE.search(text))
+
+
+_TYPE_NOUN = re.compile(r"\b(?:what|which)\s+(?:kind\s+of\s+|type\s+of\s+|sort\s+of\s+)?([a-z][a-z\-]{2,})\b", re.I)
+_ZH_TYPE_NOUN = re.compile(r"(?:什么|哪种|哪个|哪一种)([\u4e00-\u9fff]{2,3}?)(?:来|去|将|把|对|在|是|[？?，,。]|$)")
+
+
+def type_noun(text: str) -> str:
+    """The noun a "what/which X ..." question asks for ("mechanism", "benchmark", 机制), lowercased, or ''."""
+    m = _TYPE_NOUN.search(text)
+    if m and m.group(1).lower() not in STOPWORDS and m.group(1).lower() not in FRAME_WORDS:
+        return m.group(1).lower()
+    m = _ZH_TYPE_NOUN.search(text)
+    return m.group(1) if m else ""
 
 
 @dataclass(frozen=True)
@@ -99,9 +142,13 @@ class Analysis:
         return any(p.listing for p in self.parts)
 
 
+_TITLE_RUN = re.compile(r"(?<=[a-z0-9,;:)] )(?:[A-Z][\w\-]*\s+){1,6}[A-Z][\w\-]*")
+
+
 def aspect_of(text: str) -> str:
-    """The first aspect whose cue occurs in ``text`` (an author-as-subject phrase is not an authors cue)."""
-    probe = _SUBJECT_USE.sub(" ", text)
+    """The first aspect whose cue occurs in ``text``; an author-as-subject phrase is not an authors cue, and
+    words of a Title Case name inside the sentence ("Think When Needed") are not cues."""
+    probe = _TITLE_RUN.sub(" ", _SUBJECT_USE.sub(" ", text))
     for name, rx in _ASPECTS:
         if rx.search(probe):
             return name
@@ -118,14 +165,20 @@ def split_parts(question: str) -> list[str]:
     without anything new to ask, stays with the one before (the original wording is kept)."""
     cuts = [0] + [x for m in _PART_SPLIT.finditer(question) for x in (m.start(), m.end())] + [len(question)]
     spans: list[list[int]] = []
+    lead = None  # a first piece that asks nothing ("Beyond Text 那篇论文，...") is the next piece's subject
     for a, b in zip(cuts[::2], cuts[1::2]):
         piece = question[a:b]
         if not piece.strip(" ,，?？"):
             continue
-        if spans and (not _QWORD.search(piece) or _trivial(piece)):
+        if not spans and lead is None and not _QWORD.search(piece):
+            lead = a
+        elif spans and (not _QWORD.search(piece) or _trivial(piece) or _EXAMPLE.match(piece.strip())):
             spans[-1][1] = b
         else:
-            spans.append([a, b])
+            spans.append([a if lead is None else lead, b])
+            lead = None
+    if lead is not None:
+        spans.append([lead, len(question)])
     return [question[a:b].strip(" ,，") for a, b in spans] or [question]
 
 
@@ -135,8 +188,8 @@ def _trivial(piece: str) -> bool:
     return aspect_of(piece) in ("content", "compare") and not any(t.required for t in terms) and len(terms) <= 1
 
 
-_OR = re.compile(r"\s+(?:or|and/or)\s+|\s*/\s*", re.I)
-_RUN_STOP = re.compile(r"[^\w\-@.+³]+")
+_OR = re.compile(r"\s+(?:or|and/or)\s+|\s*/\s*|\s*、\s*(?=[A-Za-z0-9])(?<=[A-Za-z0-9]、)|(?<=[A-Za-z0-9])\s*还是\s*", re.I)
+_RUN_STOP = re.compile(r"[^\w\-@.+³]+|(?<=[\u3400-\u9fff])(?=[A-Za-z0-9])|(?<=[A-Za-z0-9])(?=[\u3400-\u9fff])")
 
 
 def alternatives(text: str, terms: tuple[Term, ...]) -> tuple[tuple[tuple[str, ...], ...], ...]:
@@ -153,16 +206,41 @@ def alternatives(text: str, terms: tuple[Term, ...]) -> tuple[tuple[tuple[str, .
     return tuple(groups)
 
 
-_GLOSS = re.compile(r"([\u3400-\u9fff]{2,})\s*[（(]\s*([A-Za-z][^）)]{1,60})[）)]|"
-                    r"([A-Za-z][A-Za-z0-9 \-]{1,60}?)\s*[（(]\s*([\u3400-\u9fff]{2,})\s*[）)]")
+_GLOSS = re.compile(r"([\u3400-\u9fff]{2,}(?:\s*[A-Za-z0-9\-]+)?)[”\"」』]?\s*[（(]\s*([A-Za-z][^）)]{1,60})[）)]|"
+                    r"([A-Za-z][A-Za-z0-9 \-]{1,60}?)[”\"」』]?\s*[（(]\s*([\u3400-\u9fff]{2,})\s*[）)]")
+
+
+_ACRONYM_GLOSS = re.compile(r"((?:[A-Za-z][\w\-]*\s+){1,7}?[A-Za-z][\w\-]*)\s*[（(]\s*([A-Za-z][\w\-]{1,15})\s*[）)]|"
+                            r"\b([A-Za-z][\w\-]{1,15})\s*[（(]\s*((?:[A-Za-z][\w\-]*\s+){1,7}[A-Za-z][\w\-]*)\s*[）)]")
+
+
+def acronym_glosses(text: str, terms: tuple[Term, ...]) -> tuple[tuple[tuple[str, ...], ...], ...]:
+    """"Think When Needed (TWN)" / "FwPKM (Fast-weight Product Key Memory)": a name and its acronym, as the
+    user wrote them; the source may use either. (The long side is the words whose initials spell it.)"""
+    from .terms import acronym_at
+
+    groups = []
+    for m in _ACRONYM_GLOSS.finditer(text):
+        long, short = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+        letters = re.sub(r"[^a-z]", "", short.lower())
+        at = acronym_at(letters, long.lower()) if len(letters) >= 2 else -1
+        if at < 0:
+            continue
+        words = {w.lower() for w in re.findall(r"[A-Za-z][\w\-]*", long.lower()[at:])}
+        long_keys = tuple(t.key for t in terms if t.kind != "cjk" and t.text.lower() in words)
+        short_keys = tuple(t.key for t in terms if t.text.lower() == short.lower())
+        if long_keys and short_keys:
+            groups.append((long_keys, short_keys))
+    return tuple(groups)
 
 
 def glosses(text: str, terms: tuple[Term, ...]) -> tuple[tuple[tuple[str, ...], ...], ...]:
     """"双边交易（bilateral trade）" / "Kuaishou（快手）": the user's own translation; either side may match."""
-    groups = []
+    groups = list(acronym_glosses(text, terms))
     for m in _GLOSS.finditer(text):
         zh, en = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
-        zh_keys = tuple(t.key for t in terms if t.kind == "cjk" and t.key in zh)
+        zh_keys = tuple(t.key for t in terms if t.kind in ("cjk", "phrase") and t.key in zh and
+                        (t.kind == "cjk" or t.key == zh))
         en_words = {w.lower() for w in re.findall(r"[A-Za-z0-9\-]+", en)}
         en_keys = tuple(t.key for t in terms if t.kind != "cjk" and t.text.lower() in en_words)
         if zh_keys and en_keys:
@@ -175,7 +253,7 @@ def _run(words) -> list[str]:
     for w in words:
         if not w:
             continue
-        if w.lower() in STOPWORDS or w.lower() in FRAME_WORDS:
+        if w.lower() in STOPWORDS or w.lower() in FRAME_WORDS or re.search(r"[\u3400-\u9fff]", w):
             break
         out.append(w)
     return out

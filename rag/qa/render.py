@@ -32,10 +32,10 @@ _FRAME = {
 _ASPECT_LABEL = {
     "en": {"authors": "authors", "affiliation": "affiliations", "venue": "venue", "doi": "DOI", "license": "license",
            "score": "score", "code": "code link", "listed": "digest date", "submitted": "submission date",
-           "date": "date", "category": "categories", "arxiv_id": "arXiv ID"},
+           "date": "date", "category": "categories", "arxiv_id": "arXiv ID", "expansion": "full name", "pages": "length"},
     "zh": {"authors": "作者", "affiliation": "作者单位", "venue": "发表会议或期刊", "doi": "DOI", "license": "许可协议",
            "score": "评分", "code": "代码链接", "listed": "收录日期", "submitted": "提交日期", "date": "日期",
-           "category": "分类", "arxiv_id": "arXiv 编号"},
+           "category": "分类", "arxiv_id": "arXiv 编号", "expansion": "全称", "pages": "篇幅"},
 }
 _ZH_FIELD = {"Authors": "作者", "Affiliations": "作者单位", "Comment": "备注（会议/期刊）", "Journal ref": "期刊", "Submitted": "提交日期",
              "Digest dates": "收录日期", "Digest date": "收录日期", "Date": "日期", "Code": "代码",

@@ -31,7 +31,7 @@ _ZH_FUNCTION = ("可以", "哪些", "哪篇", "哪几篇", "哪个", "哪一篇"
 _ZH_STOP_CHARS = "的了在是有和与及或中上下把被对为其这那哪个篇些啥嘛吧呀用于从到也都就还并而且所"
 # Words that refer to the sources themselves ("which papers use ...", "哪些论文使用了 ..."): never content.
 FRAME_WORDS = frozenset("""paper papers work works study studies article articles preprint preprints publication
-publications digest digests arxiv use uses using used""".split())
+publications digest digests arxiv use uses using used kind kinds type types sort""".split())
 _ZH_FRAME = ("论文", "文章", "文献", "工作", "使用", "采用", "利用", "用到", "用了")
 WEAK_PREFIX = 7  # plain words match by this many letters of their stem (industrial ~ industry, evaluated ~ evaluation)
 _MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
@@ -116,7 +116,7 @@ def latin_terms(question: str) -> list[Term]:
         elif tok[0].isupper() and low.isalpha() and not _sentence_initial(q, m.start()):
             out.append(Term(tok, low, "name"))
         elif len(low) >= 3 and low.replace("-", "").isalpha():
-            out.append(Term(tok, stem(low)[:WEAK_PREFIX], "weak"))
+            out.append(Term(tok, stem(low) if "-" in low else stem(low)[:WEAK_PREFIX], "weak"))
     return out
 
 
@@ -170,11 +170,15 @@ def _bounded(needle: str, hay: str) -> int:
 def _spell(acr: str, words: list[str]) -> bool:
     """Do ``words`` start with initials ``acr``, allowing one skipped inner word?"""
     initials = "".join(w[0] for w in words)
-    if initials.startswith(acr):
-        return all(len(w) >= 4 for w in words[: len(acr)])
+    content = lambda ws: all(len(w) >= 3 and w not in STOPWORDS for w in ws)  # noqa: E731
+    if initials.startswith(acr):  # a name may use a function word ("Think When Needed"), one at most
+        head = words[: len(acr)]
+        return all(len(w) >= 2 for w in head) and sum(w in STOPWORDS for w in head) <= 1 and \
+            sum(len(w) >= 3 for w in head) >= len(head) - 1
     for skip in range(1, len(acr)):
         cand = initials[:skip] + initials[skip + 1:]
-        if cand.startswith(acr) and all(len(w) >= 4 for w in words[: len(acr) + 1]):
+        kept = words[:skip] + words[skip + 1: len(acr) + 1]
+        if cand.startswith(acr) and content(kept) and words[skip] in STOPWORDS | {"via", "of"}:
             return True
     return False
 
@@ -183,7 +187,7 @@ def acronym_at(acr: str, hay: str) -> int:
     """Position of words whose initials spell ``acr`` (one extra inner word allowed), else -1."""
     words = [(m.start(), m.group(0)) for m in _WORDS.finditer(hay)]
     for i in range(len(words)):
-        if words[i][1][0] == acr[0] and len(words[i][1]) >= 4 \
+        if words[i][1][0] == acr[0] and len(words[i][1]) >= 3 \
                 and _spell(acr, [w for _, w in words[i:i + len(acr) + 1]]):
             return words[i][0]
     return -1
@@ -199,6 +203,8 @@ def _find_strong(key: str, acronym: str, hay: str) -> int:
             pos = 0  # position lost by the squeeze; coverage is what matters
     if pos < 0 and key.endswith("s"):
         pos = _bounded(key[:-1], hay)
+    if pos < 0 and key[-1].isalpha():  # VAE ~ VAEs, LLM ~ LLMs
+        pos = _bounded(key + "s", hay)
     if pos < 0 and acronym:
         pos = _bounded(acronym, hay)
         pos = pos if pos >= 0 else acronym_at(acronym, hay)
