@@ -369,9 +369,10 @@ class Store:
     def delete_pending_vectors(self) -> int:
         """Delete from Chroma the vectors whose chunk rows a commit dropped; returns how many."""
         ids = self._pending_vectors()
-        if ids:  # (a chunk made live again since keeps its vector)
-            live = set(self.chunk_rows(ids))
-            ids = [c for c in ids if c not in live]
+        if not ids:
+            return 0
+        live = set(self.chunk_rows(ids))  # (a chunk made live again since keeps its vector)
+        ids = [c for c in ids if c not in live]
         if ids:
             self._delete_vectors(ids)
         with self.db:
@@ -814,7 +815,7 @@ def writer_lock(settings: Settings, on_wait=None, wait: bool = True):
     root = Path(settings.index_dir).expanduser()
     try:
         root.mkdir(parents=True, exist_ok=True)
-        fh = open(root / LOCK_FILE, "a+")
+        fh = os.fdopen(os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644), "r+b", buffering=0)
     except OSError as e:
         raise IndexReadOnly(f"cannot write to the index dir {root} ({e.strerror}): ingest and repair need a "
                             "writable index (ask, papers, stats and doctor work read-only)") from None
@@ -828,10 +829,8 @@ def writer_lock(settings: Settings, on_wait=None, wait: bool = True):
             message = f"another ingest is running (pid {pid}); waiting"
             (on_wait or _print_wait)(message)
             _lock(fh, block=True)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
+        # the holder's pid, padded to a fixed width: overwritten in place (a truncate cost ~3 ms here)
+        os.pwrite(fh.fileno(), f"{os.getpid():<20}\n".encode(), 0)
         yield True
     finally:
         if not fh.closed:
