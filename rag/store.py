@@ -1049,16 +1049,18 @@ def safe_name(name: str, limit: int = 120) -> str:
     return out or "unnamed"
 
 
-def workflow_path(settings: Settings, name: str) -> Path:
-    """``<index>/workflows/<name>.json`` (the folder is created)."""
+def workflow_path(settings: Settings, name: str, create: bool = True) -> Path:
+    """``<index>/workflows/<name>.json`` (the folder is created unless ``create`` is False: a read must
+    work on a read-only index)."""
     d = Path(settings.index_dir).expanduser() / "workflows"
-    d.mkdir(parents=True, exist_ok=True)
+    if create:
+        d.mkdir(parents=True, exist_ok=True)
     return d / f"{safe_name(name)}.json"
 
 
 def read_state(settings: Settings, name: str, default: Any = None) -> Any:
     """The JSON state file ``name`` (default when it does not exist yet)."""
-    p = workflow_path(settings, name)
+    p = workflow_path(settings, name, create=False)
     if not p.exists():
         return default
     try:

@@ -45,7 +45,7 @@ def test_a_big_ingest_does_not_leave_a_small_upload_without_a_reply(tmp_path, mo
     t0 = time.monotonic()
     ctl.submit_uploads([upload(tmp_path, "big.jsonl.gz", b"\x1f\x8b" + b"x" * 140_000)])
     deadline = time.monotonic() + 10
-    while "Ingesting" not in ctl.jobs_html() and time.monotonic() < deadline:
+    while "embed 2/100" not in ctl.jobs_html() and time.monotonic() < deadline:
         time.sleep(0.02)
     html = ctl.submit_uploads([upload(tmp_path, "big2.jsonl", b"y" * 90_000)])
     html = ctl.submit_uploads([upload(tmp_path, "tiny.md", b"# arXiv Daily Report\n")])

@@ -210,9 +210,11 @@ class Controller:
                 pct = f" {100 * job.done / job.total:.0f}%" if job.total else ""
                 what = f"{render.esc(job.stage)} {job.done}/{job.total}" if job.total else render.esc(job.stage)
                 parts.append(f'<div class="dq-job dq-running">Ingesting {label}: {what}{pct}</div>')
-            elif job.state == "queued":
-                parts.append(f'<div class="dq-job dq-queued">Queued {label}: #{self.jobs.position(job)} in line '
+            elif job.state == "queued" and (place := self.jobs.position(job)):
+                parts.append(f'<div class="dq-job dq-queued">Queued {label}: #{place} in line '
                              "(one ingest at a time per index)</div>")
+            elif job.state in ("queued", "running"):  # started between the two looks
+                parts.append(f'<div class="dq-job dq-running">Ingesting {label}: starting</div>')
             else:
                 parts.append(f'<div class="dq-job">{label}:</div>{job.result}')
         return '<div class="dq-report">' + "".join(parts) + "</div>"

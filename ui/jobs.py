@@ -62,11 +62,10 @@ class JobQueue:
             return list(self._jobs)
 
     def position(self, job: Job) -> int:
-        """1 = runs next; 0 = running or finished."""
-        if job.state != "queued":
-            return 0
-        queued = sorted((j for j in self.jobs() if j.state == "queued"), key=lambda j: (j.size, j.id))
-        return queued.index(job) + 1
+        """1 = runs next; 0 = running or finished (read under the lock: the worker may start it meanwhile)."""
+        with self._cv:
+            queued = sorted((j for j in self._jobs if j.state == "queued"), key=lambda j: (j.size, j.id))
+        return queued.index(job) + 1 if job in queued else 0
 
     def wait(self, job: Job, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
