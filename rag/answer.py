@@ -76,7 +76,7 @@ def offline_helpers(question: str, settings: Settings) -> dict:
         from .qa.dense import scorer_for
 
         helpers["dense"] = scorer_for(get_embedder(settings), settings.embedder)
-    if settings.glossary_fallback and settings.embedder.startswith("minilm"):
+    if settings.uses_glossary:
         from .glossary import bridge
 
         helpers["bridge"] = bridge(question)

@@ -5,6 +5,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +18,14 @@ SCHEMA_CHANGES = {2: "metadata passages", 3: "dense vectors for English text onl
 def schema_change(old: int) -> str:
     """Why an index built by schema ``old`` is rebuilt: the changes of every later version."""
     return ", ".join(SCHEMA_CHANGES[v] for v in range(old + 1, SCHEMA_VERSION + 1) if v in SCHEMA_CHANGES)
+
+
+def _switch(value: str | None) -> str | None:
+    """An on/off/auto environment value (1/true/yes = on, 0/false/no = off)."""
+    if value is None:
+        return None
+    v = value.strip().lower()
+    return "on" if v in ("1", "true", "yes", "on") else "off" if v in ("0", "false", "no", "off") else v
 
 
 def _default_index_dir() -> str:
@@ -35,12 +44,21 @@ class Settings(BaseModel):
                                        "(--index, DIGESTQA_INDEX).")
     chroma_url: str | None = Field(None, description="Chroma server URL; uses chromadb.HttpClient instead "
                                                      "of the embedded PersistentClient (--chroma-url, DIGESTQA_CHROMA_URL).")
-    embedder: str = Field("minilm-onnx", description="Embedding model: 'minilm-onnx' (offline default), "
-                                                     "'openai:<model>' or 'st:<sentence-transformers name>' (DIGESTQA_EMBEDDER).")
-    dense: str = Field("auto", description="Which passages get a dense vector: 'auto' = for the English-only MiniLM "
-                                           "only English text passages (Chinese text is mostly [UNK] to it and the "
-                                           "metadata passage is not prose; BM25 finds those), for other embedders "
-                                           "every text passage; 'all' = every passage.")
+    embedder: str = Field("minilm-onnx", description="Embedding model: 'minilm-onnx' (offline default, English), "
+                                                     "'e5-small-int4' or 'use-m-int8' (offline multilingual, extra "
+                                                     "digestqa[multilingual]), 'openai:<model>' or "
+                                                     "'st:<sentence-transformers name>' (DIGESTQA_EMBEDDER).")
+    dense: Literal["auto", "en", "all"] = Field(
+        "auto", description="Which passages get a dense vector: 'auto' = for the English-only MiniLM only English "
+                            "text passages (Chinese text is mostly [UNK] to it and the metadata passage is not "
+                            "prose; BM25 finds those), for other embedders every text passage; 'en' = only English "
+                            "text passages; 'all' = every passage (DIGESTQA_DENSE).")
+    glossary: Literal["auto", "on", "off"] = Field(
+        "auto", description="The hand-written zh->en research glossary (rag/glossary.py), a fallback for Chinese "
+                            "questions over English text when the embedder cannot bridge the languages: it adds the "
+                            "English index words of the question's research terms to retrieval and lets the offline "
+                            "answerer match them. 'auto' = on with the English-only MiniLM, off with a multilingual "
+                            "embedder (measured: no gain with e5); 'on'/'off' force it (DIGESTQA_GLOSSARY).")
     chunk_tokens: int = Field(220, description="Max tokens (cl100k) per chunk; longer fields are split with overlap.")
     chunk_overlap: int = Field(40, description="Token overlap between consecutive windows of one field.")
     embed_batch: int = Field(32, description="Texts per embedding batch (length-sorted; 32 measured best on 2 cores).")
@@ -51,9 +69,6 @@ class Settings(BaseModel):
     answer_dense: bool = Field(False, description="Let the offline answerer rank sentences by sentence-vector "
                                                   "similarity (the index's embedder) as well as by the question's "
                                                   "words (rag/qa/dense.py).")
-    glossary_fallback: bool = Field(True, description="With an English-only embedder, let the offline answerer "
-                                                      "match Chinese question words to English text through the "
-                                                      "built-in zh->en research glossary (rag/glossary.py).")
     answerer: str = Field("auto", description="'auto' (LLM when OPENAI_API_KEY or OPENAI_BASE_URL is set, else "
                                               "extractive), 'llm' or 'extractive' (--answerer, DIGESTQA_ANSWERER).")
     model: str = Field("gpt-4o-mini", description="Chat model name for the LLM answerer (DIGESTQA_MODEL).")
@@ -90,6 +105,8 @@ class Settings(BaseModel):
             "index_dir": env.get("DIGESTQA_INDEX"),
             "chroma_url": env.get("DIGESTQA_CHROMA_URL"),
             "embedder": env.get("DIGESTQA_EMBEDDER"),
+            "dense": env.get("DIGESTQA_DENSE"),
+            "glossary": _switch(env.get("DIGESTQA_GLOSSARY")),
             "answerer": env.get("DIGESTQA_ANSWERER"),
             "model": env.get("DIGESTQA_MODEL"),
             "llm_timeout": env.get("DIGESTQA_LLM_TIMEOUT"),
@@ -120,7 +137,14 @@ class Settings(BaseModel):
             return True
         if field == "meta":
             return False
-        return lang == "en" or not self.embedder.startswith("minilm")
+        return lang == "en" or (self.dense == "auto" and not self.embedder.startswith("minilm"))
+
+    @property
+    def uses_glossary(self) -> bool:
+        """Whether the zh->en glossary is in use (see ``glossary``)."""
+        if self.glossary == "auto":
+            return self.embedder.startswith("minilm")
+        return self.glossary == "on"
 
     def llm_choice(self) -> tuple[str, str]:
         """(answerer, reason) — which answerer will run and why, never silently."""

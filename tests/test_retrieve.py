@@ -93,6 +93,17 @@ def test_chinese_question_over_english_only_digest(tmp_settings, shared_dir):
     assert "2508.03628" in [h.arxiv_id for h in hits[:3]]  # LLMDistill4Ads, the other distillation paper
 
 
+def test_glossary_setting_switches_the_expansion_off(tmp_settings, shared_dir):
+    from rag.retrieve import search_chunks
+
+    api.ingest([shared_dir / "seeds" / "001_855b5c13d526e93a.txt"], tmp_settings)  # English table, no zh text
+    question = "哪篇论文把知识蒸馏用于搜索相关性？"
+    on, _ = search_chunks(question, tmp_settings, Filters())
+    off, _ = search_chunks(question, tmp_settings.model_copy(update={"glossary": "off"}), Filters())
+    assert len(on) == 3 and len(off) == 2  # dense + BM25 (+ BM25 over the glossary's English words)
+    assert on[0][0] == 0.5 and off[0][0] == 0.3  # MiniLM's dense side: English terms, or the raw question
+
+
 @pytest.mark.parametrize("bucket", [2_000_000, 3])  # one sort, and term ranges of ~3 tokens at a time
 def test_numpy_bm25_build_matches_bm25s_index(bucket, monkeypatch):
     import bm25s
