@@ -75,13 +75,12 @@ class Settings(BaseModel):
     openai_api_key: str | None = Field(None, repr=False, description="API key (OPENAI_API_KEY); never printed.")
     openai_base_url: str | None = Field(None, description="OpenAI-compatible endpoint (OPENAI_BASE_URL).")
     llm_timeout: float = Field(60.0, description="Budget in seconds until an LLM answer starts streaming: every "
-                                                 "attempt, backoff wait and the server's prompt processing; a server "
-                                                 "that accepts the connection and stalls fails within it "
+                                                 "attempt, backoff wait and the server's prompt processing; it is "
+                                                 "also the read timeout, so a server that accepts the connection "
+                                                 "and stalls (before or during its answer) fails within it "
                                                  "(DIGESTQA_LLM_TIMEOUT).")
     llm_connect_timeout: float = Field(10.0, description="Seconds to connect to the LLM endpoint (per attempt, "
                                                          "within llm_timeout).")
-    llm_read_timeout: float = Field(30.0, description="Longest silence (seconds) from the LLM server while it "
-                                                      "answers; a stall mid-answer fails after it.")
     llm_stream_timeout: float = Field(300.0, description="Longest a streamed LLM answer may take once it started "
                                                          "(seconds).")
     llm_retries: int = Field(3, description="Retries of one LLM request on 429/408/5xx, timeouts and connection "

@@ -5,8 +5,9 @@ Time limits (all in :class:`~rag.config.Settings`):
 
 - ``llm_connect_timeout``: connecting to the endpoint;
 - ``llm_timeout``: the budget until the answer starts (every attempt, every backoff wait, the
-  server's prompt processing), so a server that accepts the connection and stalls fails within it;
-- ``llm_read_timeout``: the longest silence while the answer streams (a stall mid-answer);
+  server's prompt processing, which may be silent), so a server that accepts the connection and stalls
+  fails within it; what is left of it when a request is sent is that request's read timeout (the
+  longest silence), so a stall in the middle of an answer fails within it too;
 - ``llm_stream_timeout``: the longest a streamed answer may take once it started.
 
 Retries (``llm_retries``): 429, 408/409, 5xx, timeouts and connection failures before the answer starts,
@@ -54,8 +55,7 @@ def _timeout(settings: Settings, remaining: float):
     import httpx
 
     remaining = max(0.01, remaining)
-    return httpx.Timeout(min(settings.llm_read_timeout, remaining),
-                         connect=min(settings.llm_connect_timeout, remaining))
+    return httpx.Timeout(remaining, connect=min(settings.llm_connect_timeout, remaining))
 
 
 # ------------------------------------------------------------------------------------ the answer stream
@@ -76,15 +76,16 @@ def llm_deltas(question: str, hits: list, settings: Settings, history: list, met
 def chat_stream(msgs: list[dict[str, str]], settings: Settings, meta: dict | None = None) -> Iterator[str]:
     """Text deltas of one streamed chat completion (see the module doc for limits and errors)."""
     meta = meta if meta is not None else {}
-    stream, attempts = _open(msgs, settings)
+    stream, attempts, silence = _open(msgs, settings)
     try:
-        yield from _read(stream, settings, meta, attempts)
+        yield from _read(stream, settings, meta, attempts, silence)
     finally:
         stream.close()
 
 
 def _open(msgs: list[dict[str, str]], settings: Settings):
-    """(the open stream, attempts made): retries retryable failures while the budget lasts."""
+    """(the open stream, attempts made, its read timeout): retries retryable failures while the budget
+    lasts."""
     import openai
 
     start = time.monotonic()
@@ -99,7 +100,7 @@ def _open(msgs: list[dict[str, str]], settings: Settings):
             stream = api.chat.completions.create(
                 model=settings.model, temperature=settings.temperature, messages=msgs,
                 max_tokens=settings.max_answer_tokens, stream=True, timeout=_timeout(settings, remaining))
-            return stream, attempt
+            return stream, attempt, remaining
         except _BudgetSpent:
             raise LLMError(f"the LLM at {_where(settings)} did not answer within the {settings.llm_timeout:g} s "
                            f"budget (llm_timeout; {_attempts(attempt - 1)}) {_HINT}") from None
@@ -146,7 +147,7 @@ def _attempts(n: int) -> str:
     return f"{n} attempt{'' if n == 1 else 's'}"
 
 
-def _read(stream, settings: Settings, meta: dict, attempts: int) -> Iterator[str]:
+def _read(stream, settings: Settings, meta: dict, attempts: int, silence: float) -> Iterator[str]:
     """The deltas of an open stream; raises LLMError unless the server finished the answer."""
     import httpx
     import openai
@@ -172,9 +173,8 @@ def _read(stream, settings: Settings, meta: dict, attempts: int) -> Iterator[str
                 raise LLMError(f"the LLM at {where} was still streaming after {settings.llm_stream_timeout:g} s "
                                f"(llm_stream_timeout); the partial answer ({chars} characters) is not used {_HINT}")
     except (httpx.TimeoutException, openai.APITimeoutError):
-        raise LLMError(f"the LLM at {where} stalled mid-answer: no data for {settings.llm_read_timeout:g} s "
-                       f"(llm_read_timeout) after {chars} characters; the partial answer is not used "
-                       f"{_HINT}") from None
+        raise LLMError(f"the LLM at {where} stalled mid-answer: no data for {silence:.3g} s (what was left of "
+                       f"llm_timeout) after {chars} characters; the partial answer is not used {_HINT}") from None
     except (httpx.HTTPError, openai.APIConnectionError) as e:
         raise LLMError(f"the connection to the LLM at {where} broke mid-answer ({type(e).__name__}) after "
                        f"{chars} characters; the partial answer is not used {_HINT}") from None
@@ -188,6 +188,8 @@ def _read(stream, settings: Settings, meta: dict, attempts: int) -> Iterator[str
                 else "the stream ended without any answer (empty response)")
         raise LLMError(f"the LLM at {where} sent no complete answer: {what}; the partial answer is not used "
                        f"{_HINT}")
+    if not chars:
+        raise LLMError(f"the LLM at {where} finished ({finish}) without any text: an empty answer {_HINT}")
     if finish == "content_filter":
         raise LLMError(f"the LLM at {where} stopped the answer (finish_reason content_filter) {_HINT}")
 

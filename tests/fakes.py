@@ -123,6 +123,7 @@ class FakeLLM:
         # chat completion, as servers that ignore ``stream`` send).
         self.mode = "stream"
         self.stall = 120.0
+        self.first_delay = 0.0  # seconds of silence before the response starts (a server processing the prompt)
         self.released = threading.Event()  # set at exit: stalled handlers return
         self.requests: list[dict] = []
         self.times: list[float] = []
@@ -176,6 +177,8 @@ class FakeLLM:
 
             def _stream(self, text: str, stream: bool) -> None:
                 mode = fake.mode
+                if fake.first_delay:
+                    fake.released.wait(fake.first_delay)
                 if mode == "stall":
                     fake.released.wait(fake.stall)
                     return

@@ -282,7 +282,7 @@ def test_readme_when_something_goes_wrong_matches_the_code():
                          ("is damaged (WHAT); run `digestqa --index DIR repair`", "is damaged ({what}); run `digestqa")):
         assert quoted in section and code in source, quoted
     s = Settings(index_dir="/x")
-    for field, shown in (("llm_timeout", "60 s"), ("llm_read_timeout", "30 s"), ("llm_stream_timeout", "300 s"),
+    for field, shown in (("llm_timeout", "60 s"), ("llm_stream_timeout", "300 s"),
                          ("llm_connect_timeout", "10 s"), ("llm_retries", "3"), ("max_chunks_per_paper", "64")):
         assert f"`{field}` ({shown}" in section, field
         assert f"{getattr(s, field):g}" == shown.split()[0], field

@@ -70,6 +70,12 @@ def test_a_stream_without_a_proper_finish_is_an_error(hits, fake, mode, reason):
     assert "--answerer extractive" in msg
 
 
+def test_a_finished_stream_without_text_is_an_error(hits, fake):
+    fake.responder = lambda req: ""
+    with pytest.raises(LLMError, match=r"finished \(stop\) without any text: an empty answer"):
+        ask(settings(fake))
+
+
 def test_a_complete_stream_is_still_an_answer(hits, fake):
     text, a = ask(settings(fake))
     assert text == a.text == GOOD and [c.n for c in a.citations] == [1] and not a.unsupported
@@ -129,12 +135,20 @@ def test_the_default_budget_is_60_seconds_and_documented():
         del os.environ["DIGESTQA_LLM_TIMEOUT"]
 
 
-def test_a_stall_mid_answer_fails_after_the_read_timeout(hits, fake):
+def test_a_stall_mid_answer_fails_within_the_budget(hits, fake):
     fake.mode = "stall_mid"
     t0 = time.monotonic()
-    with pytest.raises(LLMError, match=r"stalled mid-answer: no data for 1 s .*partial answer is not used"):
-        ask(settings(fake, llm_read_timeout=1.0, llm_retries=3))
+    with pytest.raises(LLMError, match=r"stalled mid-answer: no data for 1\.\d+ s .*partial answer is not used"):
+        ask(settings(fake, llm_timeout=1.5, llm_retries=3))
     assert time.monotonic() - t0 < 3.0 and len(fake.requests) == 1  # never retried once text was streamed
+
+
+def test_a_slow_silent_start_is_waited_for_not_retried(hits, fake):
+    """A server that processes the prompt in silence (nothing sent until the first token is ready) gets
+    what is left of the budget for that: one request, no retry that would restart its work."""
+    fake.first_delay = 2.5
+    _, a = ask(settings(fake, llm_timeout=6.0, llm_retries=3, llm_connect_timeout=1.0))
+    assert a.text == GOOD and len(fake.requests) == 1
 
 
 def test_retry_after_beyond_the_budget_gives_up_at_once_and_says_so(hits, fake):
