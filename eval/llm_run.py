@@ -155,7 +155,8 @@ def run_extractive(rs: RunSet, settings, out: Path, limit: int | None):
 def llm_settings(settings, base_url: str, spec: ModelSpec, timeout: float):
     """The real OpenAI-compatible path: base URL, model name; no retries (the server has one slot)."""
     return settings.model_copy(update={"answerer": "llm", "openai_base_url": base_url, "openai_api_key": None,
-                                       "model": spec.name, "llm_timeout": timeout, "llm_retries": 0})
+                                       "model": spec.name, "llm_timeout": timeout, "llm_stream_timeout": timeout,
+                                       "llm_retries": 0})
 
 
 def run_llm(rs: RunSet, settings, out: Path, limit: int | None, proxy) -> Any:

@@ -1,7 +1,8 @@
 """Answer stage: retrieve, answer with the chosen answerer (streaming), resolve citations.
 
 The answerer comes from :meth:`Settings.llm_choice` and is never switched silently: an LLM failure raises
-:class:`LLMError` (a one-line, actionable message) instead of falling back to the extractive answerer.
+:class:`~rag.llm.LLMError` (a one-line, actionable message) instead of falling back to the extractive answerer;
+an LLM stream that does not finish properly is such an error too, never an answer (see :mod:`rag.llm`).
 
 Abstention: ``Answer.text`` starts with :data:`~rag.types.CANNOT_ANSWER`; the extractive answerer (and the LLM
 path, when the model outputs only the sentinel) follows it with a newline and a friendly sentence saying why.
@@ -16,6 +17,7 @@ from typing import Iterator
 from . import extractive
 from .cite import build_citations, claims
 from .config import Settings
+from .llm import LLMError, client, llm_deltas, llm_error  # noqa: F401  (the LLM client lives in rag.llm)
 from .prompts import render
 from .qa.followup import resolve
 from .types import CANNOT_ANSWER, Answer, Filters, Hit
@@ -24,10 +26,6 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 _HISTORY_TURNS = 3
 LIST_TOP_K = 10
 _ABSTAIN_NOTE = {"en": "The sources do not contain the answer.", "zh": "检索到的来源中没有答案。"}
-
-
-class LLMError(RuntimeError):
-    """The LLM endpoint failed; the message says what to do (no silent fallback)."""
 
 
 def language(question: str) -> str:
@@ -172,56 +170,3 @@ def messages(question: str, hits: list[Hit], history: list, settings: Settings |
     sources = source_blocks(hits, question, settings, **helpers)
     msgs.append({"role": "user", "content": render("answer_user", sources=sources, question=question, language=lang)})
     return msgs
-
-
-def client(settings: Settings):
-    """OpenAI SDK client; the SDK retries 429/5xx/timeouts with exponential backoff (``llm_retries``)."""
-    from openai import OpenAI
-
-    return OpenAI(api_key=settings.openai_api_key or "not-needed", base_url=settings.openai_base_url,
-                  timeout=settings.llm_timeout, max_retries=settings.llm_retries)
-
-
-def llm_deltas(question: str, hits: list[Hit], settings: Settings, history: list,
-               meta: dict) -> Iterator[str]:
-    """Stream the model's answer; ``meta['model']`` is updated with the model the server reports."""
-    if not hits:
-        yield "".join(extractive.answer_lines(question, []))
-        return
-    import openai
-
-    try:
-        stream = client(settings).chat.completions.create(
-            model=settings.model, temperature=settings.temperature,
-            messages=messages(question, hits, history, settings, **offline_helpers(question, settings)),
-            max_tokens=settings.max_answer_tokens, stream=True)
-        for chunk in stream:
-            meta["model"] = getattr(chunk, "model", None) or meta["model"]
-            if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
-                yield chunk.choices[0].delta.content
-    except openai.OpenAIError as e:
-        raise llm_error(e, settings) from e
-
-
-def llm_error(e: Exception, settings: Settings) -> LLMError:
-    """One actionable line for each way the endpoint can fail."""
-    import openai
-
-    where = settings.openai_base_url or "the OpenAI API"
-    hint = "(unset OPENAI_BASE_URL or use --answerer extractive)"
-    if isinstance(e, openai.APITimeoutError):
-        return LLMError(f"the LLM at {where} did not answer within {settings.llm_timeout:g}s after "
-                        f"{settings.llm_retries} retries {hint}")
-    if isinstance(e, openai.APIConnectionError):
-        return LLMError(f"cannot reach the LLM at {where}: {e} {hint}")
-    if isinstance(e, openai.AuthenticationError):
-        return LLMError(f"the LLM at {where} rejected the API key (HTTP 401): check OPENAI_API_KEY, "
-                        f"or use --answerer extractive")
-    if isinstance(e, openai.NotFoundError):
-        return LLMError(f"the LLM at {where} has no model '{settings.model}' (HTTP 404): set DIGESTQA_MODEL")
-    if isinstance(e, openai.RateLimitError):
-        return LLMError(f"the LLM at {where} is still rate-limiting after {settings.llm_retries} retries "
-                        f"(HTTP 429): try again later {hint}")
-    if isinstance(e, openai.APIStatusError):
-        return LLMError(f"the LLM at {where} failed with HTTP {e.status_code}: {e.message} {hint}")
-    return LLMError(f"LLM error at {where}: {e} {hint}")

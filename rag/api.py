@@ -30,11 +30,16 @@ def sample_paths() -> list[Path]:
 
 
 def ingest(paths: Iterable[str | Path], settings: Settings | None = None,
-           progress: Progress | None = None) -> IngestReport:
-    """Parse, merge, chunk, embed and upsert files/folders/globs into the index."""
+           progress: Progress | None = None, on_wait: Callable[[str], None] | None = None) -> IngestReport:
+    """Parse, merge, chunk, embed and upsert files/folders/globs into the index. One ingest per index
+    at a time: a second one waits, calling ``on_wait`` with "another ingest is running (pid N); waiting"
+    (default: printed to stderr)."""
     from .ingest import ingest_paths
+    from .store import guard
 
-    return ingest_paths(list(paths), _settings(settings), progress)
+    s = _settings(settings)
+    with guard(s):
+        return ingest_paths(list(paths), s, progress, on_wait)
 
 
 def check_files(paths: Iterable[str | Path], settings: Settings | None = None) -> list:
@@ -109,8 +114,12 @@ def retrieve(question: str, settings: Settings | None = None, filters: Filters |
              mode: str = "hybrid") -> list[Hit]:
     """Retrieval aggregated per paper, best first. mode: 'hybrid' (dense + BM25 fused by RRF), 'dense', 'bm25'."""
     from .retrieve import retrieve_hits
+    from .store import guard
+    from .types import check_filters
 
-    return retrieve_hits(question, _settings(settings), filters or Filters(), mode=mode)
+    s = _settings(settings)
+    with guard(s):
+        return retrieve_hits(question, s, check_filters(filters or Filters()), mode=mode)
 
 
 def ask(question: str, settings: Settings | None = None, filters: Filters | None = None,
@@ -134,14 +143,18 @@ def ask_stream(question: str, settings: Settings | None = None, filters: Filters
     ``answer`` and ``total`` (all three).
     """
     from .answer import answer_stream
+    from .store import guard
+    from .types import check_filters
 
     s = _settings(settings)
-    load_ms = round(load(s), 1)
-    for item in answer_stream(question, s, filters or Filters(), history or []):
-        if isinstance(item, Answer):
-            t = item.timings_ms
-            item = replace(item, timings_ms={"load": load_ms, **t, "total": t.get("total", 0.0) + load_ms})
-        yield item
+    f = check_filters(filters or Filters())
+    with guard(s):
+        load_ms = round(load(s), 1)
+        for item in answer_stream(question, s, f, history or []):
+            if isinstance(item, Answer):
+                t = item.timings_ms
+                item = replace(item, timings_ms={"load": load_ms, **t, "total": t.get("total", 0.0) + load_ms})
+            yield item
 
 
 def load(settings: Settings | None = None) -> float:
@@ -171,16 +184,45 @@ def load(settings: Settings | None = None) -> float:
 
 def papers(settings: Settings | None = None) -> list[Paper]:
     """Every merged paper record in the index."""
-    from .store import open_store
+    from .store import guard, open_store
 
-    return open_store(_settings(settings)).all_papers()
+    s = _settings(settings)
+    with guard(s):
+        store = open_store(s)
+        try:
+            return store.all_papers()
+        finally:
+            store.close()
 
 
 def stats(settings: Settings | None = None) -> dict:
     """papers, chunks, sources (files), embedder, index path, collection name."""
-    from .store import open_store
+    from .store import guard, open_store
 
-    return open_store(_settings(settings)).stats()
+    s = _settings(settings)
+    with guard(s):
+        store = open_store(s)
+        try:
+            return store.stats()
+        finally:
+            store.close()
+
+
+def doctor(settings: Settings | None = None) -> list:
+    """Check the index (catalogue vs Chroma vs BM25: counts and ids) without changing anything:
+    :class:`rag.doctor.Finding` lines, ``ok`` False for each problem ``repair`` fixes."""
+    from .doctor import check
+
+    return check(_settings(settings))
+
+
+def repair(settings: Settings | None = None, progress: Progress | None = None,
+           on_wait: Callable[[str], None] | None = None):
+    """Fix the index: salvage a damaged catalogue, re-merge papers, re-make chunk rows, re-embed missing
+    vectors, delete orphan ones, rebuild BM25 (:class:`rag.doctor.RepairReport`)."""
+    from .doctor import repair as fix
+
+    return fix(_settings(settings), progress, on_wait)
 
 
 def describe(settings: Settings | None = None) -> dict:

@@ -1,4 +1,4 @@
-"""The `digestqa` command: ingest, remove, ask, chat, papers, stats, ui, eval, bench."""
+"""The `digestqa` command: ingest, remove, ask, chat, papers, stats, doctor, repair, ui, eval, bench."""
 from __future__ import annotations
 
 import argparse
@@ -34,17 +34,35 @@ def _common() -> argparse.ArgumentParser:
 def _default(name: str):
     """A Settings field's default, for --help."""
     return Settings.model_fields[name].default
+def _date_arg(value: str) -> str:
+    """A --since/--until value: YYYY-MM-DD, YYYY-MM or YYYY (a partial date covers its whole period)."""
+    from .types import check_date
+
+    try:
+        return check_date(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _top_k_arg(value: str) -> int:
+    from .types import check_top_k
+
+    try:
+        return check_top_k(int(value))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e) if "top-k" in str(e) else f"{value!r} is not a whole number") from None
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filters")
-    g.add_argument("--since", metavar="YYYY-MM-DD", help="only papers from digests (or submitted) on/after "
-                                                           "(default: no lower limit)")
-    g.add_argument("--until", metavar="YYYY-MM-DD", help="only papers from digests (or submitted) on/before "
-                                                           "(default: no upper limit)")
+    g.add_argument("--since", metavar="YYYY-MM-DD", type=_date_arg,
+                   help="only papers from digests (or submitted) on/after; YYYY-MM or YYYY cover the whole "
+                        "period (default: no lower limit)")
+    g.add_argument("--until", metavar="YYYY-MM-DD", type=_date_arg,
+                   help="only papers from digests (or submitted) on/before (default: no upper limit)")
     g.add_argument("--category", help="only papers in this arXiv category, e.g. cs.IR (default: any)")
     g.add_argument("--author", help="only papers with an author matching this, case-insensitive (default: any)")
-    g.add_argument("--top-k", type=int, metavar="N",
+    g.add_argument("--top-k", type=_top_k_arg, metavar="N",
                    help=f"number of papers handed to the answerer (default: {_default('top_k')}; 'which papers' "
                         f"questions get at least 10 with the extractive answerer)")
     g.add_argument("--answerer", choices=["auto", "llm", "extractive"], default=None,
@@ -88,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_workflow_commands(sub, common)
     p = sub.add_parser("stats", parents=[common], help="papers, chunks, sources, embedder, index path")
     p.add_argument("--sources", action="store_true", help="also list every indexed digest file")
+    sub.add_parser("doctor", parents=[common], help="check the index (catalogue vs Chroma vs BM25); exit 1 "
+                                                    "when something needs `digestqa repair`")
+    p = sub.add_parser("repair", parents=[common], help="fix what doctor finds: salvage a damaged catalogue, "
+                                                        "re-embed missing vectors, rebuild BM25")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("ui", parents=[common], help="open the web UI (Gradio)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
@@ -144,8 +167,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def filters_from(args: argparse.Namespace) -> Filters:
-    return Filters(since=args.since, until=args.until, category=args.category, author=args.author,
-                   top_k=args.top_k)
+    from .types import check_filters
+
+    return check_filters(Filters(since=args.since, until=args.until, category=args.category, author=args.author,
+                                 top_k=args.top_k))
 
 
 # ---------------------------------------------------------------- ingest
@@ -311,6 +336,9 @@ def _answer_settings(s: Settings) -> Settings:
     from .config import SCHEMA_VERSION, schema_change
 
     st = api.stats(s)
+    if not st["papers"] and (st.get("unfinished") or st["sources"]):
+        raise ValueError(f"index {s.index_dir} has no papers yet: an ingest into it was interrupted before it "
+                         "finished; run that ingest again to finish it (what it embedded is kept)")
     if st["schema"] < SCHEMA_VERSION:
         print(f"note: index {s.index_dir} was built by schema {st['schema']}: answering from it; the next "
               f"`digestqa ingest` re-embeds its {plural(st['papers'], 'paper')} ({schema_change(st['schema'])})",
@@ -366,25 +394,28 @@ def _stream_answer(question: str, s: Settings, f: Filters, history) -> Answer:
     from . import api
 
     answer = None
-    for item in api.ask_stream(question, s, f, history):
-        if isinstance(item, Answer):
-            answer = item
-        else:
-            print(item, end="", flush=True)
-    print()
+    try:
+        for item in api.ask_stream(question, s, f, history):
+            if isinstance(item, Answer):
+                answer = item
+            else:
+                print(item, end="", flush=True)
+    finally:
+        print()  # (an error after streamed text starts on its own line)
     return answer
 
 
 def cmd_ask(args, s: Settings) -> int:
     from . import api
 
+    filters = filters_from(args)  # a bad filter is an error before anything else happens
     s = _answer_settings(s)
     fmt = "json" if args.json else args.format
     if fmt == "json":
-        print(json.dumps(api.ask(args.question, s, filters_from(args)).to_json(), ensure_ascii=False))
+        print(json.dumps(api.ask(args.question, s, filters).to_json(), ensure_ascii=False))
         return 0
     if fmt in ("md", "bibtex"):
-        answer = api.ask(args.question, s, filters_from(args))
+        answer = api.ask(args.question, s, filters)
         if fmt == "md":
             print(api.answer_markdown(answer, s), end="")
         else:
@@ -393,13 +424,14 @@ def cmd_ask(args, s: Settings) -> int:
             if not text:
                 print("the answer cites no paper: no BibTeX", file=sys.stderr)
         return 0
-    print(format_answer(_stream_answer(args.question, s, filters_from(args), [])))
+    print(format_answer(_stream_answer(args.question, s, filters, [])))
     return 0
 
 
 def cmd_chat(args, s: Settings) -> int:
     from . import api
 
+    filters_from(args)
     s = _answer_settings(s)
     d = api.describe(s)
     print(f"digestqa chat — answerer: {d['answerer']} ({d['reason']}), embedder: {d['embedder']}.\n"
@@ -469,6 +501,40 @@ def cmd_stats(args, s: Settings) -> int:
         for f in files:
             print(f"  {f}")
     return 0
+
+
+def cmd_doctor(args, s: Settings) -> int:
+    from . import api
+
+    findings = api.doctor(s)
+    for f in findings:
+        print(f)
+    bad = [f for f in findings if not f.ok]
+    if bad:
+        print(f"{len(bad)} problem{'s' if len(bad) != 1 else ''}: run `digestqa{_index_flag(s)} repair`",
+              file=sys.stderr)
+        return EXIT_FAILED_FILES
+    print(f"index {s.index_dir} is healthy", file=sys.stderr)
+    return 0
+
+
+def cmd_repair(args, s: Settings) -> int:
+    from . import api
+
+    report = api.repair(s, _progress_bar(args.quiet))
+    for action in report.actions:
+        print(f"  {action}")
+    for f in report.lost_files:
+        print(f"  lost (ingest it again): {f}")
+    print(f"repaired {s.index_dir} in {report.seconds:.1f} s" + (
+        f"; {len(report.lost_files)} digest files must be ingested again" if report.lost_files else ""))
+    return EXIT_FAILED_FILES if report.lost_files else 0
+
+
+def _index_flag(s: Settings) -> str:
+    from .store import index_flag
+
+    return index_flag(s)
 
 
 def cmd_ui(args, s: Settings) -> int:
@@ -592,8 +658,11 @@ def cmd_mcp(args, s: Settings) -> int:
 
 
 COMMANDS = {"sync": cmd_sync, "watch": cmd_watch, "mcp": cmd_mcp, "ingest": cmd_ingest, "remove": cmd_remove,
-            "ask": cmd_ask, "chat": cmd_chat, "papers": cmd_papers,
-            "stats": cmd_stats, "ui": cmd_ui, "eval": cmd_eval, "bench": cmd_bench}
+            "ask": cmd_ask, "chat": cmd_chat, "papers": cmd_papers, "stats": cmd_stats, "doctor": cmd_doctor,
+            "repair": cmd_repair, "ui": cmd_ui, "eval": cmd_eval, "bench": cmd_bench}
+# Expected failures: one line "error: ..." and exit 2, never a traceback.
+ONE_LINE_ERRORS = ("LLMError", "EmbedderError", "ValueError", "FileNotFoundError", "SyncError", "IndexDamaged",
+                   "IndexReadOnly", "PermissionError")
 
 
 def _command_index(argv: list[str]) -> int | None:
@@ -638,8 +707,8 @@ def _main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # one clear line, not a traceback, for expected failures
-        if type(e).__name__ in ("LLMError", "EmbedderError", "ValueError", "FileNotFoundError", "SyncError"):
-            print(f"error: {e}", file=sys.stderr)
+        if type(e).__name__ in ONE_LINE_ERRORS:
+            print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
             return EXIT_ERROR
         raise
 

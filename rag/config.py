@@ -74,8 +74,18 @@ class Settings(BaseModel):
     model: str = Field("gpt-4o-mini", description="Chat model name for the LLM answerer (DIGESTQA_MODEL).")
     openai_api_key: str | None = Field(None, repr=False, description="API key (OPENAI_API_KEY); never printed.")
     openai_base_url: str | None = Field(None, description="OpenAI-compatible endpoint (OPENAI_BASE_URL).")
-    llm_timeout: float = Field(60.0, description="Seconds before an LLM request times out.")
-    llm_retries: int = Field(3, description="Retries with exponential backoff on 429/5xx/timeouts.")
+    llm_timeout: float = Field(60.0, description="Budget in seconds until an LLM answer starts streaming: every "
+                                                 "attempt, backoff wait and the server's prompt processing; it is "
+                                                 "also the read timeout, so a server that accepts the connection "
+                                                 "and stalls (before or during its answer) fails within it "
+                                                 "(DIGESTQA_LLM_TIMEOUT).")
+    llm_connect_timeout: float = Field(10.0, description="Seconds to connect to the LLM endpoint (per attempt, "
+                                                         "within llm_timeout).")
+    llm_stream_timeout: float = Field(300.0, description="Longest a streamed LLM answer may take once it started "
+                                                         "(seconds).")
+    llm_retries: int = Field(3, description="Retries of one LLM request on 429/408/5xx, timeouts and connection "
+                                            "failures, with exponential backoff (or the server's Retry-After) "
+                                            "within llm_timeout; never once the answer has started.")
     temperature: float = Field(0.0, description="Sampling temperature for the LLM answerer.")
     max_answer_tokens: int = Field(400, description="Max tokens the LLM may generate.")
     llm_context_tokens: int = Field(900, description="Token budget (cl100k) of the sources sent to the LLM: each "
@@ -83,6 +93,9 @@ class Settings(BaseModel):
                                                      "(small local models read ~100 prompt tokens/s on 2 cores).")
     upload_max_mb: float = Field(50.0, description="Largest upload the UI accepts, in MB.")
     max_file_mb: float = Field(64.0, description="Digest files larger than this are refused at ingest, in MB.")
+    max_chunks_per_paper: int = Field(64, description="Most chunks one paper may make; a paper with more text "
+                                                      "(e.g. a 50 MB abstract) is indexed up to this many "
+                                                      "chunks, with a warning (real digest papers: at most 10 in 2,087).")
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -95,6 +108,7 @@ class Settings(BaseModel):
             "glossary": _switch(env.get("DIGESTQA_GLOSSARY")),
             "answerer": env.get("DIGESTQA_ANSWERER"),
             "model": env.get("DIGESTQA_MODEL"),
+            "llm_timeout": env.get("DIGESTQA_LLM_TIMEOUT"),
             "openai_api_key": env.get("OPENAI_API_KEY"),
             "openai_base_url": env.get("OPENAI_BASE_URL"),
         }

@@ -345,8 +345,18 @@ class OpenAIEmbedder(Embedder):
         return mat
 
     def _request(self, texts: list[str]) -> list[list[float]]:
-        """One embeddings call; the API rejects empty strings, so those become a space."""
-        resp = self.client.embeddings.create(model=self.model, input=[t if t.strip() else " " for t in texts])
+        """One embeddings call; the API rejects empty strings, so those become a space. Failures are one
+        EmbedderError line (what nothing was embedded for is kept: see rag.ingest)."""
+        import openai
+
+        try:
+            resp = self.client.embeddings.create(model=self.model, input=[t if t.strip() else " " for t in texts])
+        except openai.OpenAIError as e:
+            where = str(self.client.base_url).rstrip("/")
+            what = (f"HTTP {e.status_code}: {getattr(e, 'message', e)}" if isinstance(e, openai.APIStatusError)
+                    else f"{type(e).__name__}: {e}")
+            raise EmbedderError(f"embedder {self.name} failed at {where} ({' '.join(what.split())[:160]}); check "
+                                "OPENAI_API_KEY / OPENAI_BASE_URL, or use --embedder minilm-onnx") from None
         return [d.embedding for d in sorted(resp.data, key=lambda d: d.index)]
 
 
@@ -399,6 +409,9 @@ def _build(settings: Settings) -> Embedder:
         return OnnxUSEm()
     kind, _, model = name.partition(":")
     if kind == "openai" and model.strip():
+        if not settings.openai_api_key and not settings.openai_base_url:
+            raise EmbedderError(f"embedder {name!r} needs OPENAI_API_KEY (or OPENAI_BASE_URL for an "
+                                "OpenAI-compatible server); set it, or use --embedder minilm-onnx (offline)")
         return OpenAIEmbedder(model.strip(), api_key=settings.openai_api_key, base_url=settings.openai_base_url,
                               timeout=settings.llm_timeout, retries=settings.llm_retries)
     if kind == "st" and model.strip():

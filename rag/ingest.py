@@ -10,6 +10,7 @@ re-applied: no source file is needed), then drops the old collection.
 """
 from __future__ import annotations
 
+import fnmatch
 import glob
 import hashlib
 import json
@@ -60,21 +61,109 @@ class _Run:
 # ---------------------------------------------------------------- path expansion
 
 def expand_paths(paths: list[str | Path]) -> tuple[list[Path], list[FileError]]:
-    """Files, folders (recursive, digest suffixes only) and globs; missing paths become errors."""
+    """Files, folders (recursive, digest suffixes only) and globs; missing paths become errors, and so
+    do unreadable entries and file names that are not valid UTF-8 (the rest goes on). Symlinked
+    folders are not followed, so a symlink loop ends the walk instead of hanging it."""
     files, errors = [], []
     for raw in paths:
         p = Path(str(raw)).expanduser()
         if any(ch in str(raw) for ch in "*?["):
-            matches = sorted(Path(m) for m in glob.glob(str(p), recursive=True) if Path(m).is_file())
+            matches = sorted(_glob(str(p), errors))
             files.extend(matches) if matches else errors.append(
-                FileError(str(raw), "no file matches this pattern; check the glob"))
-        elif p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and _is_digest_name(f)))
-        elif p.is_file():
+                FileError(_shown(raw), "no file matches this pattern; check the glob"))
+        elif _is(p, Path.is_dir, errors):
+            files.extend(sorted(_walk(p, errors)))
+        elif _is(p, Path.is_file, errors):
             files.append(p)
-        else:
-            errors.append(FileError(str(raw), "no such file or directory; check the path"))
-    return list(dict.fromkeys(f.resolve() for f in files)), errors
+        elif not errors or errors[-1].file != _shown(p):
+            errors.append(FileError(_shown(raw), "no such file or directory; check the path"))
+    out = []
+    for f in files:
+        try:
+            f = f.resolve()
+        except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop (Python < 3.13)
+            errors.append(FileError(_shown(f), f"cannot resolve this path ({_reason(e)})"))
+            continue
+        if not _utf8_name(f):
+            errors.append(FileError(_shown(f), "the file name is not valid UTF-8; rename the file"))
+            continue
+        out.append(f)
+    return list(dict.fromkeys(out)), errors
+
+
+def _shown(path) -> str:
+    """A path as printable text (bytes of a non-UTF-8 name as \\x escapes)."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _utf8_name(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _reason(e: BaseException) -> str:
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+
+
+def _is(p: Path, test, errors: list[FileError]) -> bool:
+    """``test(p)`` (is_dir / is_file), an unreadable path becoming an error instead of a traceback."""
+    try:
+        return test(p)
+    except OSError as e:
+        errors.append(FileError(_shown(p), f"cannot read ({_reason(e)}); check permissions"))
+        return False
+
+
+def _walk(root: Path, errors: list[FileError]):
+    """Digest files under ``root`` (symlinked folders not followed); unreadable folders are summed up
+    in one error."""
+    denied: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root, onerror=lambda e: denied.append(_shown(e.filename))):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            f = Path(dirpath) / name
+            if _is_digest_name(f) and _is(f, Path.is_file, errors):
+                yield f
+    if denied:
+        more = f" and {len(denied) - 1} more" if len(denied) > 1 else ""
+        errors.append(FileError(denied[0], f"cannot read this folder{more} (permission denied); their files were "
+                                           "skipped"))
+
+
+def _glob(pattern: str, errors: list[FileError]) -> list[Path]:
+    """Files matching a glob. ``**`` patterns are matched while walking (symlinked folders not followed:
+    glob.glob follows them and loops); others use glob.glob (one level per part: no loops)."""
+    if "**" not in pattern:
+        return [Path(m) for m in glob.glob(pattern) if _is(Path(m), Path.is_file, errors)]
+    parts = Path(pattern).parts
+    fixed = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
+    root = Path(*parts[:fixed]) if fixed else Path(".")
+    rest = parts[fixed:]
+    if not _is(root, Path.is_dir, errors):
+        return []
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root).parts
+        for name in filenames:
+            if _glob_match(rest, (*rel, name)) and _is(Path(dirpath) / name, Path.is_file, errors):
+                out.append(Path(dirpath) / name)
+    return out
+
+
+def _glob_match(pat: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+    """glob.glob's matching of path parts: ``**`` is zero or more folders, ``*`` does not match a
+    leading dot."""
+    if not pat:
+        return not parts
+    if pat[0] == "**":
+        return any(_glob_match(pat[1:], parts[i:]) for i in range(len(parts) + 1)
+                   if not any(x.startswith(".") for x in parts[:i]))
+    if not parts or (parts[0].startswith(".") and not pat[0].startswith(".")):
+        return False
+    return fnmatch.fnmatchcase(parts[0], pat[0]) and _glob_match(pat[1:], parts[1:])
 
 
 def _is_digest_name(p: Path) -> bool:
@@ -114,8 +203,6 @@ def _changed_files(store, files: list[Path], run: _Run) -> list[tuple[Path, str,
 
 
 def _parse_all(todo: list[tuple[Path, str, os.stat_result]], run: _Run) -> list[ParseResult]:
-    from .parse import parse_file
-
     max_bytes = int(run.settings.max_file_mb * 2**20)
     paths = [str(f) for f, _, _ in todo]
     # Measured: on 2 cores a process pool is slower than serial (pickling records back costs more
@@ -124,35 +211,55 @@ def _parse_all(todo: list[tuple[Path, str, os.stat_result]], run: _Run) -> list[
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
-            return list(pool.map(parse_file, paths, [max_bytes] * len(paths), chunksize=4))
+            return list(pool.map(parse_isolated, paths, [max_bytes] * len(paths), chunksize=4))
     results = []
     for i, p in enumerate(paths):
-        results.append(parse_file(p, max_bytes=max_bytes))
+        results.append(parse_isolated(p, max_bytes))
         run.tick(i + 1, len(paths), "parse")
     return results
+
+
+def parse_isolated(path: str, max_bytes: int) -> ParseResult:
+    """parse_file, with anything it raises (a parser bug, RecursionError, MemoryError) turned into a
+    FileError for this file: one bad file never stops the others."""
+    from .parse import parse_file
+
+    try:
+        return parse_file(path, max_bytes=max_bytes)
+    except (Exception, RecursionError, MemoryError) as e:  # noqa: BLE001
+        return ParseResult(file=path, format="", papers=(), errors=(FileError(
+            path, f"could not be parsed ({type(e).__name__}: {str(e)[:120]}); please report this file"),))
 
 
 # ---------------------------------------------------------------- main entry points
 
 def check_paths(paths: list[str | Path], settings: Settings) -> list[FileError]:
     """Every problem ingesting these paths would report, without touching the index."""
-    from .parse import parse_file
-
     files, errors = expand_paths(paths)
     max_bytes = int(settings.max_file_mb * 2**20)
     for f in files:
-        res = parse_file(str(f), max_bytes=max_bytes)
+        res = parse_isolated(str(f), max_bytes)
         errors.extend(res.errors)
         if not res.papers and not res.errors:
             errors.append(FileError(str(f), "no papers found in this file"))
     return errors
 
 
-def ingest_paths(paths: list[str | Path], settings: Settings, progress: Progress | None = None) -> IngestReport:
+def ingest_paths(paths: list[str | Path], settings: Settings, progress: Progress | None = None,
+                 on_wait: Callable[[str], None] | None = None) -> IngestReport:
+    """Ingest files/folders/globs; one writer per index at a time (another ingest waits for this one:
+    ``on_wait`` gets the "another ingest is running (pid N); waiting" line, see store.writer_lock)."""
+    from .store import writer_lock
+
     t_start = time.perf_counter()
     run = _Run(settings, progress)
     files, errors = expand_paths(paths)
     run.failures.extend(errors)
+    with writer_lock(settings, on_wait):
+        return _ingest_locked(files, settings, run, t_start)
+
+
+def _ingest_locked(files: list[Path], settings: Settings, run: _Run, t_start: float) -> IngestReport:
     store = _open_for_writing(settings, run)
     try:
         t0 = time.perf_counter()
@@ -161,16 +268,36 @@ def ingest_paths(paths: list[str | Path], settings: Settings, progress: Progress
         run.timer("parse", t0)
         file_rows, new_records = _collect(todo, results, run)
         report = _index(store, file_rows, new_records, run)
+        _heal_bm25(store, run)
     finally:
         store.close()
         _forget(settings)
     return _finish(report, run, len(files), t_start)
 
 
+def _heal_bm25(store, run: _Run) -> None:
+    """Rebuild BM25 files that are missing, damaged or stale (an ingest with nothing new still fixes them)."""
+    from .retrieve import rebuild_bm25
+
+    loaded = store.load_bm25()
+    if (loaded is None or loaded[2] != store.generation()) and (store.chunk_count() or loaded is None):
+        if store.bm25_error:
+            run.notes.append(f"the BM25 files were damaged ({store.bm25_error}): rebuilt from the catalogue")
+        rebuild_bm25(store)
+
+
 def ingest_records(records: list[Paper], name: str, settings: Settings,
                    progress: Progress | None = None) -> IngestReport:
     """Index ready-made records as the contents of one virtual file ``name`` (their text unwrapped,
     as the parsers do)."""
+    from .store import writer_lock
+
+    with writer_lock(settings):
+        return _ingest_records_locked(records, name, settings, progress)
+
+
+def _ingest_records_locked(records: list[Paper], name: str, settings: Settings,
+                           progress: Progress | None) -> IngestReport:
     from .parse.common import unwrap_paper
 
     t_start = time.perf_counter()
@@ -199,7 +326,15 @@ def _open_for_writing(settings: Settings, run: _Run):
     """The current store, after upgrading an index an older schema built (if any; see module doc)."""
     from .store import Store, older_collections
 
-    store = Store(settings)
+    store = Store(settings, readonly=False, writer=True)
+    vectors = store.embedded_count()
+    if vectors and settings.chroma_url is None and not (store.chroma_path / "chroma.sqlite3").exists():
+        store.close()  # re-ingesting would skip every unchanged file and leave the vectors missing
+        from .store import damaged
+
+        raise damaged(store.chroma_path, f"the Chroma store is missing: {vectors} vectors of this index are gone",
+                      settings)
+    store.delete_pending_vectors()  # what an interrupted commit left to do
     older = older_collections(settings)
     if older and not store.has_files():
         try:
@@ -246,8 +381,69 @@ def _collect(todo, results: list[ParseResult], run: _Run) -> tuple[list[dict], d
             continue
         rows.append({"path": str(f), "sha": sha, "size": st.st_size, "mtime": st.st_mtime,
                      "format": res.format, "papers": len(res.papers), "errors": len(res.errors)})
-        records[str(f)] = list(res.papers)
+        records[str(f)] = [_trim(p, run) for p in res.papers]
     return rows, records
+
+
+# ---------------------------------------------------------------- the per-paper chunk cap
+
+_CHARS_PER_TOKEN = 4  # generous for English (~4.5 chars per cl100k token); Chinese needs fewer chars
+
+
+def _trim(paper: Paper, run: _Run) -> Paper:
+    """A record whose text could make more than ``max_chunks_per_paper`` chunks (e.g. a 50 MB abstract)
+    has each long field cut to what that many chunks hold, with a warning (before any chunking work:
+    the exact count is capped after chunking, see _capped)."""
+    from .types import PAPER_TEXT_FIELDS
+
+    s = run.settings
+    limit = s.max_chunks_per_paper * s.chunk_tokens * _CHARS_PER_TOKEN
+    long = {f: len(getattr(paper, f)) for f in PAPER_TEXT_FIELDS if len(getattr(paper, f) or "") > limit}
+    if not long:
+        return paper
+    where = f"{paper.sources[0].file}:{paper.sources[0].line}" if paper.sources and paper.sources[0].line \
+        else (paper.sources[0].file if paper.sources else "")
+    sizes = ", ".join(f"{f} {n / 2**20:.1f} MB" if n >= 2**20 else f"{f} {n:,} chars" for f, n in long.items())
+    run.notes.append(f"warning: {where}: paper {paper.title[:60]!r} has very long text ({sizes}): indexed the "
+                     f"first {limit:,} characters of each such field, at most {s.max_chunks_per_paper} chunks "
+                     f"(max_chunks_per_paper)")
+    return replace(paper, **{f: _cut(getattr(paper, f), limit) for f in long})
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, at the last sentence end or space before it when near."""
+    head = text[:limit]
+    for sep in (". ", "。", " "):
+        at = head.rfind(sep)
+        if at > limit * 0.9:
+            return head[:at + len(sep)].rstrip()
+    return head
+
+
+def _capped(chunks: list[Chunk], run: _Run) -> list[Chunk]:
+    """At most ``max_chunks_per_paper`` chunks per paper: each field keeps its first windows, taken
+    field by field in turn (a huge abstract does not crowd out the TL;DRs)."""
+    cap = run.settings.max_chunks_per_paper
+    by_paper: dict[str, list[Chunk]] = {}
+    for c in chunks:
+        by_paper.setdefault(c.paper_id, []).append(c)
+    if all(len(cs) <= cap for cs in by_paper.values()):
+        return chunks
+    keep: set[str] = set()
+    for pid, cs in by_paper.items():
+        if len(cs) <= cap:
+            keep.update(c.chunk_id for c in cs)
+            continue
+        fields: dict[str, list[Chunk]] = {}
+        for c in cs:
+            fields.setdefault(c.field, []).append(c)
+        picked: list[Chunk] = []
+        for i in range(max(map(len, fields.values()))):
+            picked += [f[i] for f in fields.values() if i < len(f)][: cap - len(picked)]
+        keep.update(c.chunk_id for c in picked)
+        run.notes.append(f"warning: paper {pid} makes {len(cs)} chunks: indexed {cap} of them "
+                         "(max_chunks_per_paper)")
+    return [c for c in chunks if c.chunk_id in keep]
 
 
 def _index(store, file_rows: list[dict], new_records: dict[str, list[Paper]], run: _Run) -> IngestReport:
@@ -263,16 +459,17 @@ def _index(store, file_rows: list[dict], new_records: dict[str, list[Paper]], ru
     t0 = run.timer("merge", t0)
     counts = _counts(new_records, merged, hashes, old_hashes)
     changed = [p for p in merged if old_hashes.get(p.paper_id) != hashes[p.paper_id]]
-    added, removed = _sync_chunks(store, changed, set(hashes), set(old_hashes), run)
+    added, stale = _sync_chunks(store, changed, set(hashes), set(old_hashes), run)
     t0 = time.perf_counter()
-    store.commit_files(file_rows, new_records, merged, hashes)
+    store.commit_files(file_rows, new_records, merged, hashes, stale)
+    store.delete_pending_vectors()
     t0 = run.timer("store", t0)
     from .retrieve import rebuild_bm25
 
     rebuild_bm25(store)
     run.timer("bm25", t0)
     return IngestReport(papers_new=counts[0], papers_updated=counts[1], papers_unchanged=counts[2],
-                        chunks_added=added, chunks_removed=removed)
+                        chunks_added=added, chunks_removed=len(stale))
 
 
 def _counts(new_records, merged, hashes, old_hashes) -> tuple[int, int, int]:
@@ -284,43 +481,58 @@ def _counts(new_records, merged, hashes, old_hashes) -> tuple[int, int, int]:
     return new, updated, len(touched) - new - updated
 
 
-def _sync_chunks(store, changed: list[Paper], live: set[str], before: set[str], run: _Run) -> tuple[int, int]:
-    """Chunk, embed and upsert the changed papers, then delete their stale chunks and those of papers
-    that are gone."""
+def _sync_chunks(store, changed: list[Paper], live: set[str], before: set[str], run: _Run) -> tuple[int, list[str]]:
+    """Chunk, embed and upsert (as pending rows) the changed papers; returns (chunks written, stale chunk
+    ids: those of the changed papers no longer produced and those of papers that are gone, dropped at the
+    commit)."""
     added, keep, existing = _upsert_changed(store, changed, run)
+    _restore_vectors(store, store.discard_pending(keep), run)
     changed_ids = {p.paper_id for p in changed}
     gone_papers = before - live
     stale = [cid for cid in existing if cid not in keep and
              (cid.rsplit(":", 2)[0] in changed_ids or cid.rsplit(":", 2)[0] in gone_papers)]
-    t0 = time.perf_counter()
-    store.delete_chunks(stale)
-    run.timer("store", t0)
-    return added, len(stale)
+    return added, stale
+
+
+def _restore_vectors(store, chunk_ids: list[str], run: _Run) -> None:
+    """Re-embed live chunks whose vector an interrupted ingest replaced (with that of content it never
+    committed): their papers are re-chunked from the catalogue and those chunks upserted again."""
+    from .chunk import chunk_papers
+
+    if not chunk_ids:
+        return
+    want = set(chunk_ids)
+    papers = store.get_papers({cid.rsplit(":", 2)[0] for cid in chunk_ids}).values()
+    chunks = [c for c in chunk_papers(list(papers), run.settings) if c.chunk_id in want]
+    _embed_and_upsert(store, chunks, run, pending=False)
 
 
 def _upsert_changed(store, changed: list[Paper], run: _Run) -> tuple[int, set[str], dict[str, str]]:
-    """Chunk, embed and upsert the changed papers a group at a time (memory stays bounded by the
-    group, not the corpus): (chunks written, chunk ids of the changed papers, chunk hashes before)."""
+    """Chunk, embed and upsert (as pending rows) the changed papers a group at a time (memory stays
+    bounded by the group, not the corpus): (chunks written, chunk ids of the changed papers, chunk hashes
+    before). Pending rows an interrupted ingest left are reused when they match (their vectors are in
+    Chroma)."""
     from .chunk import chunk_papers
 
     t0 = time.perf_counter()
-    existing = store.chunk_hashes()
+    existing, pending = store.chunk_hashes(), store.pending_hashes()
     run.timer("store", t0)
     keep: set[str] = set()
     added = to_embed = 0
     for start in range(0, len(changed), _CHUNK_GROUP):
         t0 = time.perf_counter()
-        chunks = chunk_papers(changed[start:start + _CHUNK_GROUP], run.settings)
+        chunks = _capped(chunk_papers(changed[start:start + _CHUNK_GROUP], run.settings), run)
         run.timer("chunk", t0)
         keep.update(c.chunk_id for c in chunks)
         todo = [c for c in chunks if existing.get(c.chunk_id) != c.content_hash]
+        added += len(todo)
+        todo = [c for c in todo if pending.get(c.chunk_id) != c.content_hash]
         to_embed += sum(run.settings.embeds(c.field, c.lang) for c in todo)
         seen = min(start + _CHUNK_GROUP, len(changed))
         run.embed_total = max(run.embedded, to_embed + round(to_embed / seen * (len(changed) - seen)))
         if run.embedded == 0 and run.embed_total:
             run.tick(0, run.embed_total, run.stage)  # the bar starts before the first embedder call
         _embed_and_upsert(store, todo, run)
-        added += len(todo)
     if run.embedded:
         run.tick(run.embedded, run.embedded, run.stage)  # exact total at the end
     return added, keep, existing
@@ -342,8 +554,9 @@ def _commits(chunks: list[Chunk], s: Settings):
         yield part
 
 
-def _embed_and_upsert(store, chunks: list[Chunk], run: _Run) -> None:
-    """Embed (only the passages Settings.embeds says) and upsert, a commit at a time (_commits)."""
+def _embed_and_upsert(store, chunks: list[Chunk], run: _Run, pending: bool = True) -> None:
+    """Embed (only the passages Settings.embeds says) and upsert, a commit at a time (_commits), as
+    pending rows (made live by the ingest's final commit) unless ``pending`` is False."""
     from .retrieve import chunk_tokens_texts
 
     s = run.settings
@@ -353,7 +566,7 @@ def _embed_and_upsert(store, chunks: list[Chunk], run: _Run) -> None:
         t0 = run.timer("embed", t0)
         tokens = chunk_tokens_texts(part, s.bm25_tokenizer)
         t0 = run.timer("bm25", t0)
-        store.upsert_chunks(part, vectors, tokens)
+        store.upsert_chunks(part, vectors, tokens, pending=pending)
         run.timer("store", t0)
         dense = sum(v is not None for v in vectors)
         if dense:
@@ -445,17 +658,18 @@ def remove_files(files: list[str], settings: Settings, progress: Progress | None
     """Forget these indexed files: papers only they contained leave the catalogue, Chroma and BM25;
     papers also in other digests are re-merged from those (keeping the other sources' fields), and
     their changed passages re-embedded."""
-    from .store import open_store
+    from .store import open_store, writer_lock
 
     t_start = time.perf_counter()
     run = _Run(settings, progress)
-    store = open_store(settings)
-    try:
-        store.delete_pending_vectors()  # what an interrupted removal left
-        report = _unindex(store, set(files), run) if files else RemoveReport()
-    finally:
-        store.close()
-        _forget(settings)
+    with writer_lock(settings):
+        store = open_store(settings)
+        try:
+            store.delete_pending_vectors()  # what an interrupted removal left
+            report = _unindex(store, set(files), run) if files else RemoveReport()
+        finally:
+            store.close()
+            _forget(settings)
     return replace(report, seconds=time.perf_counter() - t_start)
 
 
@@ -470,6 +684,7 @@ def _unindex(store, gone_files: set[str], run: _Run) -> RemoveReport:
     hashes = {p.paper_id: paper_hash(p) for p in merged}
     changed = [p for p in merged if old_hashes.get(p.paper_id) != hashes[p.paper_id]]
     added, keep, existing = _upsert_changed(store, changed, run)
+    _restore_vectors(store, store.discard_pending(keep), run)
     changed_ids = {p.paper_id for p in changed}
     gone_papers = before - set(hashes)
     stale = [cid for cid in existing if cid not in keep and

@@ -139,15 +139,21 @@ def chunk_tokens_texts(chunks: list, mode: str) -> list[str]:
 
 def rebuild_bm25(store) -> None:
     """Rebuild the BM25 files from the chunks' stored term ids (called after every ingest)."""
+    store.save_bm25(*bm25_from_catalogue(store))
+
+
+def bm25_from_catalogue(store):
+    """(BM25 model or None, chunk ids, generation) built from the chunks' stored term ids."""
     import numpy as np
 
+    gen = store.generation()
     ids, buf, lens = store.chunk_token_ids()
     model = None
     if ids:
         tok = np.frombuffer(buf, dtype=np.int32)
         model = build_bm25_ids(tok, np.frombuffer(lens, dtype=np.int32).astype(np.int64), store.terms())
         del tok, buf
-    store.save_bm25(model, ids, store.generation())
+    return model, ids, gen
 
 
 def bm25_from_token_texts(token_texts: list[str | None]):
@@ -237,11 +243,34 @@ def build_bm25_ids(tok, lens, vocab: dict[str, int], k1: float = 0.9, b: float =
 
 
 def _bm25(store):
+    """The store's BM25 (model, chunk ids, generation). Missing, damaged or stale files are rebuilt from
+    the catalogue when this process can take the index's write lock; while an ingest holds it, stale
+    files are used as they are (the ingest rebuilds them after its commit), and missing or damaged ones
+    are built in memory (so are those of a read-only index)."""
+    gen = store.generation()
     loaded = store.load_bm25()
-    if loaded is None or loaded[2] != store.generation():
-        rebuild_bm25(store)  # stale after an interrupted ingest: make it whole again
-        loaded = store.load_bm25()
-    return loaded
+    if loaded is not None and loaded[2] == gen:
+        return loaded
+    with store.try_writer_lock() as got:
+        if got:
+            rebuild_bm25(store)
+            fresh = store.load_bm25()
+            if fresh is not None:
+                return fresh
+    if loaded is not None:
+        return loaded
+    key = (str(store.db_path), gen)
+    with _STORES_LOCK:
+        built = _BM25_MEMORY.get(key)
+    if built is None:
+        built = bm25_from_catalogue(store)
+        with _STORES_LOCK:
+            _BM25_MEMORY.clear()
+            _BM25_MEMORY[key] = built
+    return built
+
+
+_BM25_MEMORY: dict[tuple[str, int], tuple] = {}  # BM25 built in memory (read-only or busy index), by generation
 
 
 def bm25_search(store, query: str, settings: Settings, n: int,

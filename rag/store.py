@@ -13,9 +13,16 @@ An index built by an older SCHEMA_VERSION (another collection name) is still ope
 open_store until the next ingest has re-indexed its records into the current collection (see
 rag.ingest); only then is the old collection dropped.
 
-Crash safety: SQLite runs in WAL mode and every step commits in one transaction; chunk rows are
-written only after their vectors are in Chroma, and file rows only after all their chunks, so an
-interrupted ingest leaves an index that opens and answers, and a re-run finishes the job.
+Crash safety: SQLite runs in WAL mode and every step commits in one transaction. An ingest writes
+its chunk rows to ``chunks_pending`` (each commit after its vectors are in Chroma); one transaction
+then records the files, the merged papers, moves the pending rows into ``chunks`` and drops the
+stale ones, so an ingest either finishes its files or leaves no visible trace of them (a vector
+without a chunk row is never returned). An interrupted ingest's pending rows and vectors are reused
+by the next one, which finishes the job without embedding them again.
+
+One writer per index dir: ingests hold ``<index>/write.lock`` (:func:`writer_lock`); a second one
+waits and says so. A damaged catalogue raises :class:`IndexDamaged`, naming the file and the
+command that fixes it; a read-only index dir is opened read-only.
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ import shutil
 import sqlite3
 import tempfile
 from array import array
+from contextlib import contextmanager
 from dataclasses import fields
 from functools import lru_cache
 from pathlib import Path
@@ -59,6 +67,10 @@ CREATE TABLE IF NOT EXISTS chunks (
     hash TEXT NOT NULL, tokens TEXT, date_int INTEGER, categories TEXT, authors TEXT, title TEXT,
     arxiv_id TEXT, embedded INTEGER NOT NULL DEFAULT 1, tok_ids BLOB);
 CREATE INDEX IF NOT EXISTS chunks_paper ON chunks(paper_id);
+CREATE TABLE IF NOT EXISTS chunks_pending (
+    chunk_id TEXT PRIMARY KEY, paper_id TEXT NOT NULL, field TEXT, lang TEXT, text TEXT,
+    hash TEXT NOT NULL, tokens TEXT, date_int INTEGER, categories TEXT, authors TEXT, title TEXT,
+    arxiv_id TEXT, embedded INTEGER NOT NULL DEFAULT 1, tok_ids BLOB);
 CREATE TABLE IF NOT EXISTS terms (term TEXT PRIMARY KEY, id INTEGER NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
@@ -104,16 +116,45 @@ def paper_from_json(s: str) -> Paper:
 class Store:
     """The index dir of one collection: catalogue, vectors and BM25 files."""
 
-    def __init__(self, settings: Settings, collection: str | None = None, schema: int | None = None):
-        """The store of ``settings`` (or of an older ``collection`` name, built by ``schema``)."""
+    def __init__(self, settings: Settings, collection: str | None = None, schema: int | None = None,
+                 readonly: bool | None = None, writer: bool = False):
+        """The store of ``settings`` (or of an older ``collection`` name, built by ``schema``).
+        ``readonly``: open without writing anything (default: when the index dir is not writable);
+        ``writer``: opened by ingest or repair (holding the write lock), which may create the Chroma store."""
         self.settings = settings
+        self.writer = writer
+        self._vectors_checked: int | None = None
         self.root = Path(settings.index_dir).expanduser()
-        self.root.mkdir(parents=True, exist_ok=True)
         self.collection_name = collection or settings.collection_name
         self.schema = schema or config.SCHEMA_VERSION
         self.db_path = _catalogue_path(self.root, self.collection_name)
         self.bm25_dir = self.root / f"bm25-{self.collection_name}"
-        self.db = sqlite3.connect(self.db_path, timeout=30, check_same_thread=False)
+        unwritable = _read_only(self.root, self.db_path)
+        if unwritable and readonly is False:
+            raise IndexReadOnly(f"cannot write to the index {self.root} (read-only): ingest and repair need a "
+                                "writable index (ask, papers, stats and doctor work read-only)")
+        self.readonly = unwritable if readonly is None else readonly
+        self._collection = None
+        self._terms: dict[str, int] | None = None
+        self._count_cache: tuple[int, int, int] | None = None
+        self.bm25_error: str | None = None  # why the BM25 files could not be read (see load_bm25)
+        if self.readonly:
+            self.db = _connect_read_only(self.db_path)
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise IndexReadOnly(f"cannot create the index dir {self.root} ({e.strerror}); pass a writable "
+                                "--index DIR") from None
+        try:
+            self.db = sqlite3.connect(self.db_path, timeout=30, check_same_thread=False)
+            _retry_locked(lambda: self._setup())
+        except sqlite3.DatabaseError as e:
+            if "readonly" in str(e):
+                raise IndexReadOnly(f"cannot write to the index catalogue {self.db_path} ({e})") from None
+            raise damaged(self.db_path, e, settings) from None
+
+    def _setup(self) -> None:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         # Checkpoint the WAL every ~40 MB instead of every 4 MB: a 20k-paper ingest writes ~200 MB of
@@ -124,25 +165,71 @@ class Store:
             self.db.execute("ALTER TABLE chunks ADD COLUMN tok_ids BLOB")  # catalogues from before it
         # rows still lacking term ids (only after that migration): found without scanning the table
         self.db.execute("CREATE INDEX IF NOT EXISTS chunks_no_ids ON chunks(chunk_id) WHERE tok_ids IS NULL")
-        self._collection = None
-        self._terms: dict[str, int] | None = None
-        self._count_cache: tuple[int, int, int] | None = None
 
     # ------------------------------------------------------------ Chroma
 
     @property
     def collection(self):
+        """The Chroma collection. A reader whose catalogue has vectors but finds no Chroma store (a
+        deleted ``chroma/`` dir) or no collection gets IndexDamaged instead of an empty new one."""
         if self._collection is None:
-            self._collection = _chroma_collection(self.settings.chroma_url, str(self.root / "chroma"),
-                                                  self.collection_name)
+            path = self.chroma_path
+            if not self.writer and (self.readonly or self.embedded_count()):
+                if self.settings.chroma_url is None and not (path / "chroma.sqlite3").exists():
+                    raise damaged(path, f"the Chroma store is missing: {self.embedded_count()} vectors "
+                                        "of this index are gone", self.settings)
+                self._collection = self._open_collection(create=False)
+            else:
+                self._collection = self._open_collection(create=True)
         return self._collection
 
-    def upsert_chunks(self, chunks: list[Chunk], vectors: list, tokens: list[str]) -> None:
+    @property
+    def chroma_path(self) -> Path:
+        return self.root / "chroma"
+
+    def _open_collection(self, create: bool):
+        path = str(self.chroma_path)
+        if self.readonly and self.settings.chroma_url is None:
+            # Chroma writes to its store on every open: a read-only index is read from a private copy
+            path = _private_copy(path, (self.chroma_path / "chroma.sqlite3").stat().st_mtime_ns)
+        try:
+            return _chroma_collection(self.settings.chroma_url, path, self.collection_name, create=create)
+        except Exception as e:  # noqa: BLE001 - chromadb raises many kinds for a damaged store
+            if type(e).__name__ in ("NotFoundError", "InvalidCollectionException") or "does not exist" in str(e):
+                raise damaged(self.chroma_path, f"Chroma has no collection {self.collection_name} for the "
+                                                f"{self.embedded_count()} vectors of this index", self.settings) from None
+            if self.settings.chroma_url is not None and "connect" in str(e).lower():
+                raise
+            raise damaged(self.chroma_path, e, self.settings) from None
+
+    def check_vectors(self) -> None:
+        """IndexDamaged when Chroma holds fewer vectors than the catalogue's chunks have (a damaged or
+        replaced Chroma store: answers would silently come from BM25 alone). Checked once per generation."""
+        gen = self.generation()
+        if self._vectors_checked == gen:
+            return
+        want, have = self.embedded_count(), self.vector_count() if self.embedded_count() else 0
+        if have < want:
+            raise damaged(self.chroma_path if self.settings.chroma_url is None else self.settings.chroma_url,
+                          f"Chroma holds {have} of the {want} vectors of this index", self.settings)
+        self._vectors_checked = gen
+
+    def vector_ids(self) -> set[str]:
+        """Every id in the Chroma collection (paged)."""
+        col, out, step = self.collection, set(), 5000
+        total = col.count()
+        for offset in range(0, total, step):
+            out.update(col.get(include=[], limit=step, offset=offset)["ids"])
+        return out
+
+    def upsert_chunks(self, chunks: list[Chunk], vectors: list, tokens: list[str], pending: bool = False) -> None:
         """Vectors into Chroma first, then the chunk rows (one transaction). ``vectors[i]`` is None
         for a passage that is BM25-only (see Settings.dense); ``tokens[i]`` its space-joined BM25
-        tokens, stored as int32 term ids (the text column is only read from older catalogues)."""
+        tokens, stored as int32 term ids (the text column is only read from older catalogues).
+        ``pending``: the rows go to ``chunks_pending`` (invisible until :meth:`commit_files`)."""
         if not chunks:
             return
+        table = "chunks_pending" if pending else "chunks"
         dense = [(c, v) for c, v in zip(chunks, vectors) if v is not None]
         col = self.collection if dense else None
         step = _max_batch(col) if dense else 1
@@ -155,9 +242,10 @@ class Store:
                 self.db.execute("BEGIN IMMEDIATE")  # the write lock before term ids are handed out
                 ids = self._term_ids(tokens)
                 self.db.executemany(
-                    "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT OR REPLACE INTO {table} ({_CHUNK_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [_chunk_row(c, v is not None, b) for c, v, b in zip(chunks, vectors, ids)])
-                self._bump_generation()
+                if not pending:
+                    self._bump_generation()
         except BaseException:
             self._terms = None  # new terms were rolled back with the rows: reload from disk
             raise
@@ -178,6 +266,7 @@ class Store:
         total = self.embedded_count()
         if total == 0:
             return []
+        self.check_vectors()
         res = self.collection.query(query_embeddings=[list(map(float, vector))], n_results=min(n, total),
                                     where=where or None, include=["distances"])
         return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0])]
@@ -215,16 +304,20 @@ class Store:
         return [paper_from_json(r[0]) for r in self.db.execute("SELECT json FROM records ORDER BY file, idx")]
 
     def commit_files(self, files: list[dict], records: dict[str, list[Paper]], papers: list[Paper],
-                     hashes: dict[str, str]) -> None:
-        """Record ingested files, their raw records and the new merged catalogue, atomically.
-        Only catalogue rows that differ are written (a day added to a big index stays cheap); rows
-        are serialised one at a time and compared inside SQLite, so memory does not grow with the
-        catalogue (holding it all cost ~400 MB at 20k papers)."""
+                     hashes: dict[str, str], stale_chunks: Iterable[str] = ()) -> None:
+        """Record ingested files, their raw records and the new merged catalogue, atomically, with
+        the pending chunk rows made live and ``stale_chunks`` dropped (their vectors are listed for
+        :meth:`delete_pending_vectors`). Only catalogue rows that differ are written (a day added to a
+        big index stays cheap); rows are serialised one at a time and compared inside SQLite, so
+        memory does not grow with the catalogue (holding it all cost ~400 MB at 20k papers)."""
         import time
 
         live = {p.paper_id for p in papers}
         gone = [(pid,) for (pid,) in self.db.execute("SELECT paper_id FROM papers") if pid not in live]
+        stale = list(stale_chunks)
+        pending_vectors = sorted(set(self._pending_vectors()) | set(stale))
         with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
             for f in files:
                 self.db.execute("DELETE FROM records WHERE file=?", (f["path"],))
                 self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)",
@@ -237,6 +330,86 @@ class Store:
             self.db.executemany("INSERT OR REPLACE INTO papers SELECT ?1, ?2, ?3 WHERE NOT EXISTS "
                                 "(SELECT 1 FROM papers WHERE paper_id=?1 AND json=?3)",
                                 ((p.paper_id, hashes[p.paper_id], paper_to_json(p)) for p in papers))
+            self.db.executemany("DELETE FROM chunks WHERE chunk_id=?", [(c,) for c in stale])
+            self.db.execute(f"INSERT OR REPLACE INTO chunks ({_CHUNK_COLS}) SELECT {_CHUNK_COLS} FROM chunks_pending")
+            self.db.execute("DELETE FROM chunks_pending")
+            if pending_vectors:
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('pending_vector_deletes', ?)",
+                                (json.dumps(pending_vectors),))
+            self._bump_generation()
+
+    # ------------------------------------------------------------ pending work of an unfinished ingest
+
+    def pending_hashes(self) -> dict[str, str]:
+        """chunk_id -> content hash of the rows an unfinished ingest wrote (vectors already in Chroma)."""
+        return dict(self._read("SELECT chunk_id, hash FROM chunks_pending", default=()))
+
+    def pending_count(self) -> int:
+        return self._read("SELECT COUNT(*) FROM chunks_pending", default=[(0,)])[0][0]
+
+    def discard_pending(self, keep: set[str]) -> list[str]:
+        """Drop the pending rows this ingest does not produce (left by an interrupted ingest of other
+        content) and the vectors only they had; returns the ids whose live row's vector was replaced
+        by such a row's (they need their own vector again: see rag.ingest)."""
+        drop = [cid for cid in self.pending_hashes() if cid not in keep]
+        if not drop:
+            return []
+        live = self.chunk_rows(drop)
+        with self.db:
+            self.db.executemany("DELETE FROM chunks_pending WHERE chunk_id=?", [(c,) for c in drop])
+        orphans = [c for c in drop if c not in live]
+        if orphans:
+            self._delete_vectors(orphans)
+        return [c for c in drop if c in live]
+
+    def _pending_vectors(self) -> list[str]:
+        row = self._read("SELECT value FROM meta WHERE key='pending_vector_deletes'", default=())
+        return json.loads(row[0][0]) if row else []
+
+    def delete_pending_vectors(self) -> int:
+        """Delete from Chroma the vectors whose chunk rows a commit dropped; returns how many."""
+        ids = self._pending_vectors()
+        if not ids:
+            return 0
+        live = set(self.chunk_rows(ids))  # (a chunk made live again since keeps its vector)
+        ids = [c for c in ids if c not in live]
+        if ids:
+            self._delete_vectors(ids)
+        with self.db:
+            self.db.execute("DELETE FROM meta WHERE key='pending_vector_deletes'")
+        return len(ids)
+
+    def forget_chunks_without_vectors(self, vector_ids: set[str]) -> int:
+        """Drop the chunk rows (live and pending) that claim a vector Chroma does not have, so that the
+        next sync re-embeds them; returns how many live rows were dropped."""
+        gone = {}
+        for table in ("chunks", "chunks_pending"):
+            rows = self.db.execute(f"SELECT chunk_id FROM {table} WHERE embedded=1").fetchall()
+            gone[table] = [(cid,) for (cid,) in rows if cid not in vector_ids]
+        with self.db:
+            for table, ids in gone.items():
+                self.db.executemany(f"DELETE FROM {table} WHERE chunk_id=?", ids)
+            if gone["chunks"]:
+                self._bump_generation()
+        return len(gone["chunks"])
+
+    def delete_vectors(self, ids: list[str]) -> None:
+        self._delete_vectors(ids)
+
+    def _delete_vectors(self, ids: list[str]) -> None:
+        col = self.collection
+        step = _max_batch(col)
+        for i in range(0, len(ids), step):
+            col.delete(ids=ids[i:i + step])
+
+    def _read(self, sql: str, default):
+        """Rows of a query on a table an older catalogue may lack (opened read-only: not created)."""
+        try:
+            return self.db.execute(sql).fetchall()
+        except sqlite3.OperationalError as e:
+            if "no such table" in str(e):
+                return list(default)
+            raise
 
     def touch_file(self, path: str, size: int, mtime: float) -> None:
         """Same content, new mtime: remember it so the next run skips hashing."""
@@ -254,7 +427,7 @@ class Store:
     def remove_files(self, paths: list[str], papers: list[Paper], hashes: dict[str, str],
                      stale_chunks: list[str]) -> None:
         """Forget these files in one transaction: their rows and records, the stale chunk rows, and the
-        merged catalogue rebuilt without them. The stale vectors are deleted from Chroma afterwards
+        merged catalogue rebuilt without them; the pending chunk rows (re-merged papers) are made live. The stale vectors are deleted from Chroma afterwards
         (:meth:`delete_pending_vectors`); until then they are listed in ``meta`` (a vector without a
         chunk row is never returned by a search), so an interrupted removal leaves an index that answers,
         and the next removal finishes the job."""
@@ -262,7 +435,10 @@ class Store:
         gone = [(pid,) for (pid,) in self.db.execute("SELECT paper_id FROM papers") if pid not in live]
         pending = sorted(set(self._pending_vectors()) | set(stale_chunks))
         with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany("DELETE FROM chunks WHERE chunk_id=?", [(c,) for c in stale_chunks])
+            self.db.execute(f"INSERT OR REPLACE INTO chunks ({_CHUNK_COLS}) SELECT {_CHUNK_COLS} FROM chunks_pending")
+            self.db.execute("DELETE FROM chunks_pending")
             self.db.executemany("DELETE FROM records WHERE file=?", [(p,) for p in paths])
             self.db.executemany("DELETE FROM files WHERE path=?", [(p,) for p in paths])
             self.db.executemany("DELETE FROM papers WHERE paper_id=?", gone)
@@ -415,20 +591,39 @@ class Store:
         if model is not None:
             model.save(str(tmp), show_progress=False)
         (tmp / "ids.json").write_text(json.dumps({"generation": generation, "ids": chunk_ids}))
-        old = self.bm25_dir.with_name(self.bm25_dir.name + ".old")
+        old = Path(tempfile.mkdtemp(prefix=".bm25-old-", dir=self.root))
+        try:
+            os.replace(self.bm25_dir, old / "x")
+        except FileNotFoundError:
+            pass
+        try:
+            os.replace(tmp, self.bm25_dir)
+        except OSError:  # another writer swapped its (equally fresh) files in meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
-        if self.bm25_dir.exists():
-            os.replace(self.bm25_dir, old)
-        os.replace(tmp, self.bm25_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(self.bm25_dir.with_name(self.bm25_dir.name + ".old"), ignore_errors=True)  # older layout
         _load_bm25_cached.cache_clear()
 
     def load_bm25(self):
-        """(bm25s model or None, chunk ids, generation) or None when missing or unreadable."""
+        """(bm25s model or None, chunk ids, generation) or None when missing or unreadable (a damaged
+        file: the BM25 files are rebuilt from the catalogue, see rag.retrieve)."""
         meta = self.bm25_dir / "ids.json"
-        if not meta.exists():
+        try:
+            return _load_bm25_cached(str(self.bm25_dir), meta.stat().st_mtime_ns)
+        except FileNotFoundError:
             return None
-        return _load_bm25_cached(str(self.bm25_dir), meta.stat().st_mtime_ns)
+        except Exception as e:  # noqa: BLE001 - any damage: truncated .npy, broken JSON, wrong shapes
+            self.bm25_error = f"{type(e).__name__}: {e}"
+            return None
+
+    @contextmanager
+    def try_writer_lock(self):
+        """Yields True holding the index's write lock when nobody else holds it, else False (no wait)."""
+        if self.readonly:
+            yield False
+            return
+        with writer_lock(self.settings, wait=False) as got:
+            yield got
 
     # ------------------------------------------------------------ uploads and stats
 
@@ -439,7 +634,7 @@ class Store:
 
     def stats(self) -> dict[str, Any]:
         one = lambda q: self.db.execute(q).fetchone()[0]  # noqa: E731
-        return {
+        out = {
             "papers": one("SELECT COUNT(*) FROM papers"),
             "chunks": one("SELECT COUNT(*) FROM chunks"),
             "vectors": one("SELECT COUNT(*) FROM chunks WHERE embedded=1"),
@@ -451,6 +646,25 @@ class Store:
             "collection": self.collection_name,
             "schema": self.schema,
         }
+        pending = self.pending_count()
+        if pending:
+            out["unfinished"] = (f"{pending} passages of an interrupted ingest (not searchable; the same ingest "
+                                 "run again finishes it)")
+        problems = self.quick_problems(out["vectors"])
+        if problems:
+            out["problems"] = problems
+        return out
+
+    def quick_problems(self, vectors: int) -> list[str]:
+        """What a look at the files (without opening Chroma) shows is damaged; `digestqa doctor` checks all."""
+        fix = f"run `digestqa{index_flag(self.settings)} repair`"
+        out = []
+        if vectors and self.settings.chroma_url is None and not (self.chroma_path / "chroma.sqlite3").exists():
+            out.append(f"the Chroma store {self.chroma_path} is missing ({vectors} vectors gone): {fix}")
+        if self.chunk_count() and self.load_bm25() is None and (self.bm25_dir.exists() or self.bm25_error):
+            out.append(f"the BM25 files in {self.bm25_dir} are damaged ({self.bm25_error or 'unreadable'}): "
+                       f"they are rebuilt on the next ask or {fix}")
+        return out
 
     def close(self) -> None:
         self.db.close()
@@ -471,6 +685,271 @@ class Store:
         for d in (self.bm25_dir, self.bm25_dir.with_name(self.bm25_dir.name + ".old")):
             shutil.rmtree(d, ignore_errors=True)
         _load_bm25_cached.cache_clear()
+
+
+# ---------------------------------------------------------------- damaged, read-only and locked indexes
+
+class IndexDamaged(RuntimeError):
+    """An index file is damaged or missing; the message names it and the command that fixes it."""
+
+
+class IndexReadOnly(RuntimeError):
+    """A write (ingest, repair) was asked of an index dir that cannot be written."""
+
+
+def index_flag(settings: Settings) -> str:
+    """``--index DIR`` as the user should type it in a fixing command ('' for the default index)."""
+    default = Path(config._default_index_dir()).expanduser()
+    root = Path(settings.index_dir).expanduser()
+    return "" if root == default else f" --index {root}"
+
+
+def damaged(path: Path | str, error: BaseException | str, settings: Settings) -> IndexDamaged:
+    """The one-line error for a damaged index file: what, which file, how to fix it."""
+    what = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return IndexDamaged(f"index file {path} is damaged ({what}); run `digestqa{index_flag(settings)} repair` "
+                        f"(`digestqa doctor` lists every problem)")
+
+
+def _read_only(root: Path, db_path: Path) -> bool:
+    """An existing index dir (or catalogue) this process cannot write (permissions, read-only mount)."""
+    if not root.is_dir():
+        return False
+    return not os.access(root, os.W_OK) or (db_path.exists() and not os.access(db_path, os.W_OK))
+
+
+def _connect_read_only(db_path: Path) -> sqlite3.Connection:
+    """A connection that never writes. A WAL catalogue needs its -shm file, which a read-only dir
+    cannot get: when the WAL was checkpointed away (a clean close) the file is opened immutable."""
+    if not db_path.exists():  # a fresh index nobody can write: an empty in-memory catalogue
+        db = sqlite3.connect(":memory:", check_same_thread=False)
+        db.executescript(_SCHEMA)
+        return db
+    uri = db_path.resolve().as_uri()
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, check_same_thread=False)
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError as e:
+        wal = Path(f"{db_path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise IndexReadOnly(f"cannot read the catalogue {db_path} read-only ({e}): its write-ahead log "
+                                f"{wal.name} holds changes SQLite must merge first; run `digestqa stats` once "
+                                "with write access to the index") from None
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
+
+
+def _retry_locked(fn, tries: int = 20):
+    """Run ``fn``, retrying while another connection holds a lock SQLite does not wait for (two
+    processes switching a fresh catalogue to WAL at once get 'database is locked' at once)."""
+    import time
+
+    for i in range(tries):
+        try:
+            return fn()
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or i == tries - 1:
+                raise
+            time.sleep(0.05 * (i + 1))
+
+
+def salvage_catalogue(settings: Settings) -> tuple[Path, int, list[str]]:
+    """Move a damaged catalogue aside (with its WAL files) and copy what SQLite can still read of it
+    into a new one: the digest files whose records are all readable, with their records (the rest
+    is rebuilt from them). Returns (where the damaged file went, files recovered, files lost: to
+    ingest again)."""
+    import time
+
+    path = _catalogue_path(Path(settings.index_dir).expanduser(), settings.collection_name)
+    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{path}{suffix}").exists():
+            os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+    files, records = _readable_rows(aside)
+    kept = [f for f in files if len(records.get(f[0], ())) == f[5]]
+    lost = sorted({f[0] for f in files} - {f[0] for f in kept})
+    new = Store(settings, readonly=False, writer=True)
+    try:
+        with new.db:
+            new.db.executemany("INSERT INTO files VALUES (?,?,?,?,?,?,?,?)", kept)
+            new.db.executemany("INSERT INTO records VALUES (?,?,?)",
+                               ((f[0], i, js) for f in kept for i, js in enumerate(records[f[0]])))
+            # a generation no BM25 file of the old catalogue can carry: they are rebuilt
+            new.db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (str(int(time.time())),))
+    finally:
+        new.close()
+    return aside, len(kept), lost
+
+
+def _readable_rows(path: Path) -> tuple[list[tuple], dict[str, list[str]]]:
+    """(file rows, record JSON by file in order) as far as SQLite can read them from a damaged file."""
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        # a truncated file is smaller than its header says: SQLite then refuses to read any table
+        # unless the schema is "writable" (it then trusts the file's size)
+        db.execute("PRAGMA writable_schema=ON")
+    except sqlite3.Error:
+        return [], {}
+    files, recs = [], {}
+    try:
+        files = _tolerant(db, "files", "path, sha, size, mtime, format, papers, errors, ingested_at")
+        rows = sorted(_tolerant(db, "records", "file, idx, json"), key=lambda r: (r[0], r[1]))
+        for file, idx, js in rows:
+            recs.setdefault(file, []).append(js)
+    finally:
+        db.close()
+    for file, rows in recs.items():  # a record that does not decode is as good as lost
+        try:
+            [paper_from_json(js) for js in rows]
+        except Exception:  # noqa: BLE001
+            recs[file] = []
+    return files, recs
+
+
+def _tolerant(db: sqlite3.Connection, table: str, cols: str) -> list[tuple]:
+    """The rows of ``table`` SQLite can still read: rowids from the table's b-tree (as far as it goes),
+    then each row on its own (a row whose text sits in a lost page is skipped)."""
+    rowids: list[int] = []
+    try:
+        for (rid,) in db.execute(f"SELECT rowid FROM {table}"):
+            rowids.append(rid)
+    except sqlite3.DatabaseError:
+        pass
+    out: list[tuple] = []
+    for rid in rowids:
+        try:
+            row = db.execute(f"SELECT {cols} FROM {table} WHERE rowid=?", (rid,)).fetchone()
+        except sqlite3.DatabaseError:
+            continue
+        if row is not None:
+            out.append(row)
+    return out
+
+
+def is_corruption(e: BaseException) -> bool:
+    """A SQLite error that means a damaged file (not a busy or read-only one)."""
+    if not isinstance(e, sqlite3.DatabaseError):
+        return False
+    if not isinstance(e, sqlite3.OperationalError):
+        return True
+    return any(w in str(e) for w in ("malformed", "not a database", "corrupt", "disk I/O error"))
+
+
+def catalogue_path(settings: Settings) -> Path:
+    """The catalogue file ``open_store`` reads for these settings."""
+    root = Path(settings.index_dir).expanduser()
+    path = _catalogue_path(root, settings.collection_name)
+    older = older_collections(settings)
+    return _catalogue_path(root, older[0][1]) if older and not path.exists() else path
+
+
+@contextmanager
+def guard(settings: Settings):
+    """Turn SQLite corruption errors raised inside into IndexDamaged naming the catalogue."""
+    try:
+        yield
+    except sqlite3.DatabaseError as e:
+        if not is_corruption(e):
+            raise
+        raise damaged(catalogue_path(settings), e, settings) from None
+
+
+LOCK_FILE = "write.lock"
+
+
+@contextmanager
+def writer_lock(settings: Settings, on_wait=None, wait: bool = True):
+    """Hold the index dir's write lock (``<index>/write.lock``, released by the OS when the process
+    ends, however it ends); yields True. When another process (or thread) holds it, ``on_wait(message)``
+    is called once ("another ingest is running (pid N); waiting"; printed to stderr by default) and this
+    waits; with ``wait=False`` it yields False at once instead."""
+    root = Path(settings.index_dir).expanduser()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fh = os.fdopen(os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644), "r+b", buffering=0)
+    except OSError as e:
+        raise IndexReadOnly(f"cannot write to the index dir {root} ({e.strerror}): ingest and repair need a "
+                            "writable index (ask, papers, stats and doctor work read-only)") from None
+    try:
+        if not _lock(fh, block=False):
+            if not wait:
+                fh.close()
+                yield False
+                return
+            pid = lock_holder(root) or "unknown"
+            message = f"another ingest is running (pid {pid}); waiting"
+            (on_wait or _print_wait)(message)
+            _lock(fh, block=True)
+        # the holder's pid, padded to a fixed width: overwritten in place (a truncate cost ~3 ms here)
+        os.pwrite(fh.fileno(), f"{os.getpid():<20}\n".encode(), 0)
+        yield True
+    finally:
+        if not fh.closed:
+            _unlock(fh)
+            fh.close()
+
+
+def lock_holder(root: Path | str) -> int | None:
+    """The pid of the process holding the index dir's write lock, or None when nobody holds it."""
+    path = Path(root).expanduser() / LOCK_FILE
+    try:
+        fh = open(path, "r")
+    except OSError:
+        return None
+    with fh:
+        if _lock(fh, block=False, shared=True):
+            _unlock(fh)
+            return None
+        text = fh.read().strip()
+    return int(text) if text.isdigit() else -1
+
+
+def _print_wait(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
+
+
+def _lock(fh, block: bool, shared: bool = False) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        import msvcrt
+
+        while True:
+            try:
+                fh.seek(0)
+                msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+                return True
+            except OSError:
+                if not block:
+                    return False
+                import time
+
+                time.sleep(0.2)
+    flags = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if block else fcntl.LOCK_NB)
+    try:
+        fcntl.flock(fh.fileno(), flags)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _unlock(fh) -> None:
+    try:
+        import fcntl
+
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    except ImportError:  # pragma: no cover - Windows
+        import msvcrt
+
+        try:
+            fh.seek(0)
+            msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+        except OSError:
+            pass
+    except OSError:
+        pass
 
 
 # ---------------------------------------------------------------- helpers
@@ -523,6 +1002,10 @@ def _chroma_metadata(c: Chunk) -> dict:
     return {k: c.metadata[k] for k in _CHROMA_KEYS if k in c.metadata}
 
 
+_CHUNK_COLS = ("chunk_id, paper_id, field, lang, text, hash, tokens, date_int, categories, authors, title, "
+               "arxiv_id, embedded, tok_ids")
+
+
 def _chunk_row(c: Chunk, embedded: bool, tok_ids: bytes) -> tuple:
     m = c.metadata
     return (c.chunk_id, c.paper_id, c.field, c.lang, c.text, c.content_hash, None,
@@ -548,8 +1031,35 @@ def _load_bm25_cached(path: str, _mtime: int):
 
     meta = json.loads((Path(path) / "ids.json").read_text())
     ids = meta["ids"]
+    if not isinstance(ids, list):
+        raise ValueError("ids.json has no id list")
     model = bm25s.BM25.load(path, mmap=True, load_corpus=False, show_progress=False) if ids else None
+    if model is not None:
+        _check_bm25(model, len(ids))
     return model, ids, int(meta["generation"])
+
+
+def _check_bm25(model, n_docs: int) -> None:
+    """Shapes a sound BM25 index has (a truncated or swapped .npy breaks them)."""
+    sc = model.scores
+    data, indices, indptr = sc["data"], sc["indices"], sc["indptr"]
+    if int(sc.get("num_docs", n_docs)) != n_docs:
+        raise ValueError(f"BM25 index has {sc.get('num_docs')} documents, ids.json {n_docs}")
+    if len(data) != len(indices) or len(indptr) < 1 or int(indptr[-1]) != len(data) or int(indptr[0]) != 0:
+        raise ValueError("BM25 score arrays disagree in length")
+    if len(indptr) - 1 < max(model.vocab_dict.values(), default=-1):
+        raise ValueError("BM25 vocabulary is larger than its score matrix")
+
+
+@lru_cache(maxsize=4)
+def _private_copy(path: str, _mtime: int) -> str:
+    """A temporary copy of a Chroma store this process cannot write (removed at exit)."""
+    import atexit
+
+    tmp = tempfile.mkdtemp(prefix="digestqa-chroma-")
+    atexit.register(shutil.rmtree, tmp, True)
+    shutil.copytree(path, tmp, dirs_exist_ok=True)
+    return tmp
 
 
 @lru_cache(maxsize=8)
@@ -565,8 +1075,10 @@ def _chroma_client(url: str | None, path: str):
     return chromadb.PersistentClient(path=path, settings=cs)
 
 
-def _chroma_collection(url: str | None, path: str, name: str):
+def _chroma_collection(url: str | None, path: str, name: str, create: bool = True):
     client = _chroma_client(url, path)
+    if not create:
+        return client.get_collection(name=name, embedding_function=None)
     return client.get_or_create_collection(name=name, embedding_function=None,
                                            metadata={"hnsw:space": "cosine"})
 
@@ -588,16 +1100,18 @@ def safe_name(name: str, limit: int = 120) -> str:
     return out or "unnamed"
 
 
-def workflow_path(settings: Settings, name: str) -> Path:
-    """``<index>/workflows/<name>.json`` (the folder is created)."""
+def workflow_path(settings: Settings, name: str, create: bool = True) -> Path:
+    """``<index>/workflows/<name>.json`` (the folder is created unless ``create`` is False: a read must
+    work on a read-only index)."""
     d = Path(settings.index_dir).expanduser() / "workflows"
-    d.mkdir(parents=True, exist_ok=True)
+    if create:
+        d.mkdir(parents=True, exist_ok=True)
     return d / f"{safe_name(name)}.json"
 
 
 def read_state(settings: Settings, name: str, default: Any = None) -> Any:
     """The JSON state file ``name`` (default when it does not exist yet)."""
-    p = workflow_path(settings, name)
+    p = workflow_path(settings, name, create=False)
     if not p.exists():
         return default
     try:

@@ -212,6 +212,45 @@ class Filters:
     top_k: int | None = None
 
 
+def check_date(value: str) -> str:
+    """A filter date as given (YYYY-MM-DD, YYYY-MM or YYYY), or ValueError saying what is accepted."""
+    import datetime as dt
+    import re
+
+    v = (value or "").strip()
+    m = re.fullmatch(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?", v)
+    try:
+        if m:
+            dt.date(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1))
+            return v
+    except ValueError:
+        pass
+    raise ValueError(f"{value!r} is not a date: use YYYY-MM-DD (or YYYY-MM, YYYY), e.g. 2025-12-04")
+
+
+def check_top_k(n: int) -> int:
+    if not 1 <= n <= 100:
+        raise ValueError(f"top-k must be between 1 and 100, not {n}")
+    return n
+
+
+def check_filters(f: "Filters") -> "Filters":
+    """``f`` when every filter is valid, else ValueError naming the bad one (dates, an inverted range,
+    top-k outside 1..100)."""
+    for name in ("since", "until"):
+        value = getattr(f, name)
+        if value is not None:
+            try:
+                check_date(value)
+            except ValueError as e:
+                raise ValueError(f"--{name}: {e}") from None
+    if f.since and f.until and f.since[:len(f.until)] > f.until[:len(f.since)]:
+        raise ValueError(f"--since {f.since} is after --until {f.until}: swap them")
+    if f.top_k is not None:
+        check_top_k(f.top_k)
+    return f
+
+
 @dataclass(frozen=True)
 class FileError:
     """A file (or one line of it) that could not be ingested."""

@@ -114,6 +114,17 @@ class FakeLLM:
         self.delay = 0.0  # seconds between streamed pieces
         self.model = model
         self.statuses: list[int] = []  # e.g. [429] -> first call answers 429, the next one streams
+        self.retry_after: str | None = None  # Retry-After header sent with those error statuses
+        # How the answer is sent: "stream" (SSE ending with a finish_reason and [DONE]), or a failure mode:
+        # "cut" (half the pieces, then the connection closes), "empty" (an event stream with no events),
+        # "html" (an HTML page with status 200), "not_json" (application/json that is not JSON),
+        # "bad_sse" (a malformed data line mid-stream), "stall" (accept, then send nothing for ``stall``
+        # seconds), "stall_mid" (half the pieces, then nothing), "whole_json" (a complete non-streamed
+        # chat completion, as servers that ignore ``stream`` send).
+        self.mode = "stream"
+        self.stall = 120.0
+        self.first_delay = 0.0  # seconds of silence before the response starts (a server processing the prompt)
+        self.released = threading.Event()  # set at exit: stalled handlers return
         self.requests: list[dict] = []
         self.times: list[float] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -128,6 +139,7 @@ class FakeLLM:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -151,19 +163,57 @@ class FakeLLM:
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(payload)))
+                if fake.retry_after is not None:
+                    self.send_header("retry-after", fake.retry_after)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def _body(self, status: int, ctype: str, payload: bytes) -> None:
+                self.send_response(status)
+                self.send_header("content-type", ctype)
+                self.send_header("content-length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
 
             def _stream(self, text: str, stream: bool) -> None:
+                mode = fake.mode
+                if fake.first_delay:
+                    fake.released.wait(fake.first_delay)
+                if mode == "stall":
+                    fake.released.wait(fake.stall)
+                    return
+                if mode == "html":
+                    return self._body(200, "text/html; charset=utf-8",
+                                      b"<html><head><title>Welcome to nginx!</title></head><body>hi</body></html>")
+                if mode == "not_json":
+                    return self._body(200, "application/json", b"Service Unavailable: upstream busy")
+                if mode == "whole_json":
+                    return self._body(200, "application/json", json.dumps({
+                        "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": fake.model,
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                     "finish_reason": "stop"}]}).encode())
                 if not stream:
                     return self._error(400)
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.end_headers()
+                if mode == "empty":
+                    return
                 pieces = [text[i:i + 7] for i in range(0, len(text), 7)] or [""]
+                if mode in ("cut", "stall_mid", "bad_sse"):
+                    pieces = pieces[: max(1, len(pieces) // 2)]
                 for piece in pieces:
                     self._event({"content": piece})
                     time.sleep(fake.delay)
+                if mode == "stall_mid":
+                    fake.released.wait(fake.stall)
+                    return
+                if mode == "bad_sse":
+                    self.wfile.write(b'data: {"id": "chatcmpl-fake", "choices": [{"delta": {"content": "x\n\n')
+                    self.wfile.flush()
+                    return
+                if mode == "cut":
+                    return  # the handler returns: HTTP/1.0, so the connection closes mid-answer
                 self._event({}, finish="stop")
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()

@@ -145,11 +145,14 @@ def test_commits_hold_a_bounded_number_of_vectors_and_chunks(tmp_settings, monke
     assert max(dense) == 10 and max(map(len, parts)) <= 30 and len(parts) > 4
 
 
-def test_interrupted_ingest_leaves_usable_index_and_rerun_completes(tmp_settings, monkeypatch):
+def test_interrupted_ingest_leaves_no_trace_and_rerun_completes(tmp_settings, monkeypatch):
+    """Issue 12 item 2: an interrupted first ingest used to leave chunks that ``ask`` cites but ``papers``
+    never lists. Now its rows stay pending (invisible) until the ingest commits its files; the re-run
+    reuses their vectors instead of embedding them again."""
     import rag.embed as embed
 
     real = embed.get_embedder(tmp_settings)
-    calls = {"n": 0}
+    calls = {"n": 0, "texts": 0}
 
     class Flaky:
         name, dim = real.name, real.dim
@@ -158,6 +161,7 @@ def test_interrupted_ingest_leaves_usable_index_and_rerun_completes(tmp_settings
             calls["n"] += 1
             if calls["n"] == 2:
                 raise KeyboardInterrupt
+            calls["texts"] += len(texts)
             return real.embed(texts)
 
         def embed_query(self, text):
@@ -169,20 +173,60 @@ def test_interrupted_ingest_leaves_usable_index_and_rerun_completes(tmp_settings
     monkeypatch.setattr(ingest_mod, "_EMBED_COMMIT", 40)
     with pytest.raises(KeyboardInterrupt):
         api.ingest(api.sample_paths(), tmp_settings)
-    monkeypatch.setattr(embed, "get_embedder", lambda s: real)
-    partial = _consistent(tmp_settings)
-    assert partial[0] == partial[1] > 0
-    assert partial[0] == 40  # exactly the first commit: 40 passages with vectors
-    first = next(ingest_mod._commits(chunk_papers_of_sample(tmp_settings), tmp_settings))
-    assert api.stats(tmp_settings)["chunks"] == len(first) > 40  # and the BM25-only ones among them
-    assert api.retrieve("semantic IDs", tmp_settings)  # opens and answers from what is there
+    st = api.stats(tmp_settings)
+    assert st["papers"] == st["chunks"] == st["sources"] == 0 and api.papers(tmp_settings) == []
+    assert api.retrieve("semantic IDs", tmp_settings) == []  # nothing to cite that papers does not list
+    store = open_store(tmp_settings)
+    try:
+        first = next(ingest_mod._commits(chunk_papers_of_sample(tmp_settings), tmp_settings))
+        assert store.pending_count() == len(first) > 40 and store.vector_count() == 40
+    finally:
+        store.close()
+    calls["texts"] = 0
     report = api.ingest(api.sample_paths(), tmp_settings)
-    assert report.ok and report.chunks_added > 0
+    assert report.ok and report.papers_new == SAMPLE_PAPERS
     full = _consistent(tmp_settings)
     assert full[0] == full[1] and api.stats(tmp_settings)["papers"] == SAMPLE_PAPERS
+    assert calls["texts"] == full[0] - 40  # the 40 pending vectors were reused, not embedded again
     again = api.ingest(api.sample_paths(), tmp_settings)
     assert again.chunks_added == 0 and _consistent(tmp_settings) == full
     _term_ids_match_tokens(tmp_settings)
+
+
+def test_interrupted_second_ingest_changes_nothing_visible(tmp_settings, tmp_path, monkeypatch):
+    """An index with papers, then an ingest of more files killed mid-way: the index answers exactly as
+    before (same papers, chunks, BM25 generation), and a re-run adds the new papers."""
+    import rag.embed as embed
+    import rag.ingest as ingest_mod
+
+    paths = api.sample_paths()
+    assert api.ingest(paths[:2], tmp_settings).ok
+    before = api.stats(tmp_settings)
+    store = open_store(tmp_settings)
+    gen = store.generation()
+    store.close()
+    real = embed.get_embedder(tmp_settings)
+
+    class Dies:  # the first commit's vectors go in, the second call is interrupted
+        name, dim, calls = real.name, real.dim, 0
+
+        def embed(self, texts):
+            Dies.calls += 1
+            if Dies.calls == 2:
+                raise KeyboardInterrupt
+            return real.embed(texts)
+
+    monkeypatch.setattr(ingest_mod, "_EMBED_COMMIT", 8)
+    monkeypatch.setattr(embed, "get_embedder", lambda s: Dies())
+    with pytest.raises(KeyboardInterrupt):
+        api.ingest(paths, tmp_settings)
+    monkeypatch.setattr(embed, "get_embedder", lambda s: real)
+    after = api.stats(tmp_settings)
+    assert "interrupted ingest" in after.pop("unfinished") and after == before
+    store = open_store(tmp_settings)
+    assert store.generation() == gen
+    store.close()
+    assert api.ingest(paths, tmp_settings).ok and api.stats(tmp_settings)["papers"] == SAMPLE_PAPERS
 
 
 def test_chunks_store_term_ids_not_token_strings(sample_settings):
@@ -296,6 +340,9 @@ def test_catalogue_from_before_term_ids_is_migrated(tmp_settings):
 
 @pytest.mark.slow
 def test_sigkill_during_ingest_then_rerun(tmp_path, shared_dir):
+    """A real SIGKILL once some passages are written: nothing of the unfinished ingest is visible (no
+    chunk `ask` could cite that `papers` does not list), `ask` says to run the ingest again instead of
+    loading the sample, and the re-run finishes it consistently."""
     corpus = shared_dir / "corpora" / "daily_arxiv_ai_enhanced" / "data"
     files = sorted(corpus.glob("*.jsonl"))[:3]
     env = {**os.environ, "DIGESTQA_INDEX": str(tmp_path / "idx"), "PYTHONPATH": str(Path(__file__).parents[1])}
@@ -303,7 +350,7 @@ def test_sigkill_during_ingest_then_rerun(tmp_path, shared_dir):
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     db = None
     deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:  # kill once some chunks are committed
+    while time.time() < deadline and proc.poll() is None:  # kill once some chunks are written
         dbs = list((tmp_path / "idx").glob("catalogue-*.sqlite"))
         if dbs and _rows(dbs[0]) > 100:
             db = dbs[0]
@@ -312,27 +359,33 @@ def test_sigkill_during_ingest_then_rerun(tmp_path, shared_dir):
     assert proc.poll() is None, "ingest finished before it could be killed; use more files"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    ask = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "--json", "vision language model"],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert ask.returncode == 0, ask.stderr
-    assert json.loads(ask.stdout)["sources"], "the killed index must still answer"
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
     from rag.config import Settings
 
     s = Settings(index_dir=str(tmp_path / "idx"))
+    st = api.stats(s)
+    assert st["papers"] == st["chunks"] == 0 and api.retrieve("vision language model", s) == []
+    ask = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "--json", "vision language model"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert ask.returncode == 2 and "run that ingest again" in ask.stderr, ask.stderr
+    assert api.stats(s)["papers"] == 0, "the bundled sample must not be loaded into the user's index"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
     chunks, vectors = _consistent(s)
-    assert chunks == vectors and db is not None
+    assert chunks == vectors and db is not None and api.stats(s)["papers"] > 0
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert "+0 " in again.stdout and _consistent(s) == (chunks, vectors)
+    doctor = subprocess.run([sys.executable, "-m", "rag.cli", "doctor"], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert doctor.returncode == 0, doctor.stdout
 
 
 def _rows(db: Path) -> int:
+    """Chunk rows written so far, pending ones included."""
     import sqlite3
 
     try:
         con = sqlite3.connect(db, timeout=1)
-        n = con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        n = sum(con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("chunks", "chunks_pending"))
         con.close()
         return n
     except sqlite3.Error:

@@ -166,3 +166,91 @@ def test_unreachable_endpoint_is_a_clear_error_not_a_fallback(monkeypatch, tmp_p
     s = llm(Settings(index_dir=str(tmp_path)), base).model_copy(update={"llm_timeout": 5.0})
     with pytest.raises(LLMError, match=r"cannot reach the LLM at http://127\.0\.0\.1:\d+/v1.*--answerer extractive"):
         collect("Which papers use RQ-VAE semantic IDs?", s)
+
+
+# ---------------------------------------------------------------- faults between digestqa and a real server
+
+class CuttingProxy:
+    """TCP proxy on 127.0.0.1 in front of the real server: forwards the request, then either forwards
+    only the first ``limit`` bytes of the response and closes both sides (a connection cut mid-answer),
+    or (``limit=0``) never answers (a stalled server)."""
+
+    def __init__(self, upstream: str, limit: int):
+        import threading
+        from urllib.parse import urlparse
+
+        u = urlparse(upstream)
+        self.target, self.limit = (u.hostname, u.port), limit
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.base_url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        self.sent = 0
+        self.done = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while not self.done.is_set():
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            up = socket.create_connection(self.target)
+            threading.Thread(target=self._pump, args=(client, up, None), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, client, self.limit), daemon=True).start()
+
+    def _pump(self, src, dst, limit) -> None:
+        try:
+            while True:
+                data = src.recv(256)
+                if not data:
+                    break
+                if limit is not None:
+                    if limit == 0:
+                        self.done.wait(120)  # stall: swallow the answer
+                        break
+                    data = data[: max(0, limit - self.sent)]
+                    self.sent += len(data)
+                dst.sendall(data)
+                if limit is not None and self.sent >= limit:
+                    break
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def close(self) -> None:
+        self.done.set()
+        self.sock.close()
+
+
+def test_real_server_cut_mid_answer_is_an_error(llama_server, monkeypatch, tmp_path):
+    """The real llama.cpp stream cut after its headers and a few events: an LLMError, not an answer."""
+    monkeypatch.setattr(rag.retrieve, "retrieve_hits", lambda *a, **k: rqvae_hits()[:1])
+    proxy = CuttingProxy(llama_server, limit=600)
+    try:
+        s = llm(Settings(index_dir=str(tmp_path)), proxy.base_url)
+        with pytest.raises(LLMError, match=r"(broke mid-answer|without finishing|without any answer)"):
+            collect("Which papers use RQ-VAE semantic IDs?", s)
+    finally:
+        proxy.close()
+    assert proxy.sent == 600
+
+
+def test_real_server_stalled_fails_within_the_budget(llama_server, monkeypatch, tmp_path):
+    monkeypatch.setattr(rag.retrieve, "retrieve_hits", lambda *a, **k: rqvae_hits()[:1])
+    proxy = CuttingProxy(llama_server, limit=0)
+    try:
+        s = llm(Settings(index_dir=str(tmp_path)), proxy.base_url).model_copy(
+            update={"llm_timeout": 3.0, "llm_retries": 2})
+        t0 = time.monotonic()
+        with pytest.raises(LLMError, match=r"did not (respond|answer) within the 3 s budget"):
+            collect("Which papers use RQ-VAE semantic IDs?", s)
+        assert time.monotonic() - t0 < 5.0
+    finally:
+        proxy.close()

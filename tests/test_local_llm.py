@@ -186,7 +186,7 @@ class FakeServer:
                 if body.get("stream"):
                     chunks = [{"choices": [{"delta": {"role": "assistant"}}]},
                               {"choices": [{"delta": {"content": "Q-BERT4Rec uses RVQ "}}]},
-                              {"choices": [{"delta": {"content": "[1]."}}]}]
+                              {"choices": [{"delta": {"content": "[1]."}, "finish_reason": "stop"}]}]
                     data = b"".join(b"data: " + json.dumps({"model": "fake", **c}).encode() + b"\n\n" for c in chunks)
                     self._send(200, "text/event-stream", data + b"data: [DONE]\n\n")
                 else:  # the token count: slow enough that a caller not waiting for it would miss it

@@ -173,13 +173,17 @@ def test_safe_name_blocks_traversal():
     assert safe_name("...") == "upload.txt"
 
 
-def test_stage_copies_inside_uploads_with_unique_names(tmp_path):
+def test_stage_copies_inside_uploads_one_copy_per_content_and_name(tmp_path):
     src = tmp_path / "x.md"
     src.write_text("# digest\n")
     a, b = stage(src, "../../x.md", tmp_path / "idx"), stage(src, "x.md", tmp_path / "idx")
     root = (tmp_path / "idx" / "uploads").resolve()
-    assert a.path.parent == root and b.path.parent == root and a.path != b.path
+    assert a.path.parent == root and b.path.parent == root
+    assert a.path == b.path and a.new and not b.new  # the same upload again: no second copy
     assert a.path.name.endswith("_x.md") and a.path.read_text() == "# digest\n"
+    src.write_text("# digest, changed\n")
+    c = stage(src, "x.md", tmp_path / "idx")
+    assert c.path != a.path and c.new and len(list(root.iterdir())) == 2
 
 
 def _upload(tmp_path: Path, name: str, text: str) -> Path:

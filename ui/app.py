@@ -73,6 +73,77 @@ def launch_options() -> dict[str, Any]:
     return {"css": CSS, "head": HEAD, "theme": theme()}
 
 
+class LoginThrottle:
+    """Gradio auth with throttling: each wrong password costs a delay, and after ``limit`` wrong ones for a
+    user within ``window`` seconds that user is refused (even with the right password) for a cool-down that
+    doubles with each further failure (up to ``max_lock`` seconds); ``global_limit`` wrong passwords in the
+    window, whatever the user names, refuse everyone the same way."""
+
+    def __init__(self, user: str, password: str, limit: int = 5, window: float = 300.0, lock: float = 30.0,
+                 max_lock: float = 900.0, delay: float = 1.0, global_limit: int = 50, clock=None):
+        import threading
+        import time
+
+        self.user, self.password = user, password
+        self.limit, self.window, self.lock, self.max_lock, self.delay = limit, window, lock, max_lock, delay
+        self.global_limit = global_limit
+        self.clock = clock or time.monotonic
+        self.failures: dict[str, list[float]] = {}
+        self._mutex = threading.Lock()
+
+    def locked_for(self, user: str) -> float:
+        """Seconds until ``user`` may try again (0 = now)."""
+        now = self.clock()
+        with self._mutex:
+            waits = [self._wait(self.failures.get(user, []), self.limit, now),
+                     self._wait(sorted(t for ts in self.failures.values() for t in ts), self.global_limit, now)]
+        return max(waits)
+
+    def _wait(self, times: list[float], limit: int, now: float) -> float:
+        recent = [t for t in times if now - t < self.window]
+        if len(recent) < limit:
+            return 0.0
+        cool = min(self.max_lock, self.lock * 2 ** (len(recent) - limit))
+        return max(0.0, recent[-1] + cool - now)
+
+    def check(self, user: str, password: str) -> bool:
+        """True when the login is right and not throttled (records a failure otherwise)."""
+        import hmac
+
+        if self.locked_for(user) > 0:
+            self._fail(user)
+            return False
+        ok = hmac.compare_digest(user.encode(), self.user.encode()) & \
+            hmac.compare_digest(password.encode(), self.password.encode())
+        if ok:
+            with self._mutex:
+                self.failures.pop(user, None)
+            return True
+        self._fail(user)
+        return False
+
+    def _fail(self, user: str) -> None:
+        now = self.clock()
+        with self._mutex:
+            times = [t for t in self.failures.get(user, []) if now - t < self.window]
+            self.failures[user] = times + [now]
+            if len(self.failures) > 1000:  # bound the memory a flood of user names can take
+                oldest = min(self.failures, key=lambda u: self.failures[u][-1])
+                del self.failures[oldest]
+
+    def gradio_auth(self):
+        """An async callable for ``launch(auth=...)`` (a wrong password waits ``delay`` s, off the event loop)."""
+        import asyncio
+
+        async def auth(username: str, password: str) -> bool:
+            if self.check(username, password):
+                return True
+            await asyncio.sleep(self.delay)
+            return False
+
+        return auth
+
+
 def parse_auth(auth: str | tuple[str, str] | None) -> tuple[str, str] | None:
     """'user:pass' -> (user, pass); refuse malformed values with a clear error."""
     if auth is None or isinstance(auth, tuple):
@@ -209,11 +280,20 @@ def _library_tab(gr, ctl: Controller) -> tuple[Any, Any, Any]:
                                  wrap=True, max_height=560, elem_id="dq-table",
                                  column_widths=["12%", "36%", "21%", "11%", "11%", "9%"])
 
-    def do_ingest(uploads, query, progress=gr.Progress()):
-        html = ctl.ingest_uploads(uploads, lambda d, t, m: progress((d, t or None), desc=m))
-        return html, ctl.stats_html(), ctl.table(query), None
+    seen = gr.State(0)  # finished ingest jobs this page has shown (its table is refreshed when it moves)
+    timer = gr.Timer(1.0)
 
-    ingest_btn.click(do_ingest, [files, search], [report, stats, table, files], concurrency_limit=1)
+    def do_ingest(uploads):  # answers at once: the ingest runs as a job (ui/jobs.py), the timer follows it
+        return ctl.submit_uploads(uploads), None
+
+    def poll(query, shown):
+        finished = ctl.finished_jobs()
+        if finished == shown:
+            return ctl.jobs_html() or gr.skip(), gr.skip(), gr.skip(), shown
+        return ctl.jobs_html(), ctl.stats_html(), ctl.table(query), finished
+
+    ingest_btn.click(do_ingest, [files], [report, files], concurrency_limit=None)
+    timer.tick(poll, [search, seen], [report, stats, table, seen], concurrency_limit=None, show_progress="hidden")
     search.change(ctl.table, search, table)
     return search, table, stats
 
@@ -274,7 +354,8 @@ def launch(settings: Settings | None = None, host: str = "127.0.0.1", port: int 
         settings = settings.model_copy(update={"upload_max_mb": float(upload_max_mb)})
     app = build_app(settings)
     app.queue(default_concurrency_limit=2)
-    app.launch(server_name=host, server_port=port, auth=creds, max_file_size=f"{settings.upload_max_mb:g}mb",
+    login = LoginThrottle(*creds).gradio_auth() if creds else None
+    app.launch(server_name=host, server_port=port, auth=login, max_file_size=f"{settings.upload_max_mb:g}mb",
                ssr_mode=False, mcp_server=False, pwa=False, share=False, inbrowser=False, show_error=True,
                enable_monitoring=False, footer_links=[], prevent_thread_lock=prevent_thread_lock, quiet=quiet,
                **launch_options())

@@ -11,6 +11,7 @@ from rag.config import Settings
 from rag.types import Answer, FileError, Filters, IngestReport, Paper
 
 from . import render
+from .jobs import Job, JobQueue
 from .uploads import Staged, check_upload, display_name, stage
 
 Turn = tuple[str, Answer]  # (question, final answer)
@@ -72,6 +73,7 @@ class Controller:
         self.settings = settings
         self._papers: dict[str, Paper] | None = None
         self._lock = threading.Lock()
+        self.jobs = JobQueue(self._run_job)
 
     # -- paper cache ------------------------------------------------------------------
     def papers(self) -> dict[str, Paper]:
@@ -128,28 +130,98 @@ class Controller:
         return [paper_row(p) for p in rows[:TABLE_MAX_ROWS]]
 
     def stats_html(self) -> str:
-        s = api.stats(self.settings)
+        try:
+            s = api.stats(self.settings)
+        except Exception as e:  # a damaged index: say which file and what fixes it
+            if type(e).__name__ not in ("IndexDamaged", "IndexReadOnly"):
+                raise
+            return f'<div class="dq-err">error: {render.esc(e)}</div>'
         cells = "".join(f'<div class="dq-stat"><div class="dq-stat-v">{render.esc(s[k])}</div>'
                         f'<div class="dq-stat-k">{k}</div></div>' for k in ("papers", "chunks", "sources") if k in s)
         info = " · ".join(f"{k}: {render.esc(s[k])}" for k in ("embedder", "collection", "index_dir") if k in s)
-        return f'<div class="dq-stats">{cells}</div><div class="dq-stats-info">{info}</div>'
+        warn = "".join(f'<div class="dq-err">{render.esc(p)}</div>'
+                       for p in [*s.get("problems", ()), *([s["unfinished"]] if s.get("unfinished") else [])])
+        return f'<div class="dq-stats">{cells}</div><div class="dq-stats-info">{info}</div>{warn}'
 
     def categories(self) -> list[str]:
         return sorted({c for p in self.papers().values() for c in p.categories})
 
     def ingest_uploads(self, uploads: Sequence[Any] | None,
                        progress: Callable[[int, int, str], None] | None = None) -> str:
-        """Check, stage and ingest uploads; returns the result as HTML (errors per file)."""
+        """Check, stage and ingest uploads and wait for the result (HTML, errors per file)."""
+        job = self._submit(uploads, progress)
+        if isinstance(job, str):
+            return job
+        self.jobs.wait(job)
+        return job.result
+
+    def submit_uploads(self, uploads: Sequence[Any] | None) -> str:
+        """Check and stage uploads, queue their ingest and answer at once (the jobs panel follows it)."""
+        job = self._submit(uploads, None)
+        if isinstance(job, str):
+            return job
+        return self.jobs_html()
+
+    def _submit(self, uploads, progress) -> Job | str:
         if not uploads:
             return '<div class="dq-report dq-warn">Choose one or more digest files first.</div>'
         staged, errors = self._stage_all(uploads)
-        staged, bad = self._precheck(staged)
-        errors += bad
-        report = api.ingest([s.path for s in staged], self.settings, progress) if staged else None
+        if not staged:
+            return ingest_report_html(None, [], errors)
+        size = sum(s.path.stat().st_size for s in staged)
+        return self.jobs.submit([s.name for s in staged], size, (staged, errors, progress))
+
+    def _run_job(self, job: Job) -> str:
+        """Pre-check, then ingest one job's staged uploads (the worker thread). Staged copies that were
+        not ingested are removed, whatever happens."""
+        staged, errors, progress = job.payload
+
+        def report_progress(done: int, total: int, stage: str) -> None:
+            job.progress(done, total, stage)
+            if progress:
+                progress(done, total, stage)
+
+        ingested = False
+        try:
+            job.progress(0, 0, "checking")
+            staged, bad = self._precheck(staged)
+            errors = errors + bad
+            report = api.ingest([s.path for s in staged], self.settings, report_progress) if staged else None
+            ingested = True
+        finally:
+            if not ingested:
+                for s in staged:
+                    if s.new:
+                        s.path.unlink(missing_ok=True)
         if report is not None:
             self.refresh()
             errors += [self._rename(f, staged) for f in report.failures]
         return ingest_report_html(report, [s.name for s in staged], errors)
+
+    def jobs_html(self) -> str:
+        """Every recent ingest job: running ones with their progress, queued ones with their place."""
+        jobs = self.jobs.jobs()
+        if not jobs:
+            return ""
+        parts = []
+        for job in reversed(jobs):
+            label = render.esc(job.label())
+            if job.state == "running":
+                pct = f" {100 * job.done / job.total:.0f}%" if job.total else ""
+                what = f"{render.esc(job.stage)} {job.done}/{job.total}" if job.total else render.esc(job.stage)
+                parts.append(f'<div class="dq-job dq-running">Ingesting {label}: {what}{pct}</div>')
+            elif job.state == "queued" and (place := self.jobs.position(job)):
+                parts.append(f'<div class="dq-job dq-queued">Queued {label}: #{place} in line '
+                             "(one ingest at a time per index)</div>")
+            elif job.state in ("queued", "running"):  # started between the two looks
+                parts.append(f'<div class="dq-job dq-running">Ingesting {label}: starting</div>')
+            else:
+                parts.append(f'<div class="dq-job">{label}:</div>{job.result}')
+        return '<div class="dq-report">' + "".join(parts) + "</div>"
+
+    def finished_jobs(self) -> int:
+        """How many jobs have finished (the page refreshes its table when this moves)."""
+        return sum(j.state in ("done", "failed") for j in self.jobs.jobs())
 
     def _stage_all(self, uploads: Sequence[Any]) -> tuple[list[Staged], list[FileError]]:
         staged, errors = [], []
@@ -160,6 +232,7 @@ class Controller:
                 errors.append(err)
             else:
                 staged.append(stage(src, name, self.settings.index_dir))
+        staged = list({s.path: s for s in staged}.values())  # the same file twice in one batch
         return staged, errors
 
     def _precheck(self, staged: list[Staged]) -> tuple[list[Staged], list[FileError]]:
@@ -174,7 +247,7 @@ class Controller:
         bad_files = {str(Path(f.file).resolve()) for f in found}
         keep = [s for s in staged if str(s.path) not in bad_files]
         for s in staged:
-            if s not in keep:
+            if s not in keep and s.new:
                 s.path.unlink(missing_ok=True)
         return keep, [self._rename(f, staged) for f in found]
 

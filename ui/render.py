@@ -46,9 +46,11 @@ def _paragraphs(escaped: str) -> str:
 
 def answer_html(answer: Answer, turn: int) -> str:
     """The assistant chat message for a finished answer; sentences its cited sources do not support (or that
-    cite nothing) are marked, never hidden."""
+    cite nothing) are marked in the text and listed under it, never hidden."""
     known = {c.n for c in answer.citations}
-    body = _paragraphs(linkify_citations(esc(answer.text), turn, known))
+    flagged = {c.text for c in answer.unsupported}
+    body = _paragraphs("".join(
+        _flag(linkify_citations(esc(seg), turn, known), bad) for seg, bad in _segments(answer.text, flagged)))
     if answer.abstained:
         return ('<div class="dq-answer dq-abstained"><div class="dq-badge">Not answerable from the indexed '
                 f'digests</div><div>{body}</div></div>')
@@ -61,6 +63,29 @@ def answer_html(answer: Answer, turn: int) -> str:
     interpreted = (f'<div class="dq-interpreted">Answered as: {esc(answer.interpreted)}</div>'
                    if answer.interpreted else "")
     return f'<div class="dq-answer">{interpreted}{body}{warn}</div>'
+
+
+def _flag(html_: str, bad: bool) -> str:
+    if not bad or not html_.strip():
+        return html_
+    return f'<span class="dq-flagged" title="not backed by the cited source">{html_}</span>'
+
+
+def _segments(text: str, flagged: set[str]) -> list[tuple[str, bool]]:
+    """``text`` cut into (piece, flagged) in order: the answer's sentences whose marker-free text is a
+    flagged claim are their own pieces, everything else (other sentences, whitespace) stays as it is."""
+    from rag.cite import _sentences, strip_markers
+
+    if not flagged:
+        return [(text, False)]
+    out, pos = [], 0
+    for s in _sentences(text):
+        at = text.find(s, pos)
+        if at < 0 or strip_markers(s) not in flagged:
+            continue
+        out += [(text[pos:at], False), (s, True)]
+        pos = at + len(s)
+    return out + [(text[pos:], False)]
 
 
 def streaming_html(partial: str) -> str:

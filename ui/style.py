@@ -16,6 +16,10 @@ CSS = """
 .dq-abstained .dq-badge { display: inline-block; font-size: 0.8em; font-weight: 600; padding: 1px 8px;
   border-radius: 999px; background: #fef3c7; color: #92400e; margin-bottom: 6px; }
 .dq-error { color: #b91c1c; }
+.dq-flagged { background: #fef3c7; text-decoration: underline dotted #b45309; }
+.dq-job { font-size: 0.9em; margin: 4px 0; }
+.dq-running { color: #3730a3; }
+.dq-queued { color: #6b7280; }
 .dq-caret { animation: dq-blink 1s steps(2) infinite; color: #6366f1; }
 @keyframes dq-blink { 50% { opacity: 0; } }
 .dq-sources { max-height: 760px; overflow-y: auto; padding-right: 4px; text-align: left; }

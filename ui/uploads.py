@@ -1,9 +1,10 @@
 """Upload safety: type and size checks, sanitised copies under <index_dir>/uploads/."""
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import shutil
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ class Staged:
 
     name: str
     path: Path
+    new: bool = True  # False: the same upload was staged before (this is its copy)
 
 
 def safe_name(name: str) -> str:
@@ -45,19 +47,32 @@ def check_upload(src: Path, name: str, max_mb: float) -> FileError | None:
 
 
 def stage(src: Path, name: str, index_dir: str | Path) -> Staged:
-    """Copy an upload to <index_dir>/uploads/<time>-<uid>_<sanitised name>.
+    """Copy an upload to <index_dir>/uploads/<content hash>_<sanitised name>.
 
-    The unique tag goes in front so the original name (date, suffixes) stays intact for format detection.
+    The same file uploaded again (same content and name) maps to the same copy, which is not written
+    again: its ingest is then skipped as unchanged and adds no second source. The tag goes in front so
+    the original name (date, suffixes) stays intact for format detection.
     """
     clean = safe_name(name)
-    unique = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
     root = (Path(index_dir) / "uploads").resolve()
     root.mkdir(parents=True, exist_ok=True)
-    dest = (root / f"{unique}_{clean}").resolve()
+    dest = (root / f"{_sha(src)[:16]}_{clean}").resolve()
     if dest.parent != root:  # defence in depth: never write outside uploads/
         raise ValueError(f"{name}: refusing to write outside {root}")
-    shutil.copyfile(src, dest)
+    if dest.is_file():
+        return Staged(name=name, path=dest, new=False)
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
     return Staged(name=name, path=dest)
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def display_name(upload: object) -> tuple[Path, str]:

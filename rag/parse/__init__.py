@@ -46,13 +46,16 @@ def parse_text(text: str, file: str = "<text>") -> ParseResult:
     """Detect the format of already-decoded text and parse it."""
     if not text.strip():
         return _failed(file, "file is empty (or only whitespace); add digest content or remove it")
-    fmt = detect_format(text)
+    try:
+        fmt = detect_format(text)
+    except RecursionError:
+        return _failed(file, "content nested too deeply to read (e.g. JSON over ~1,000 levels deep); fix the file")
     if fmt is None:
         return _failed(file, "unrecognised digest format; supported formats: "
                        + ", ".join(FORMATS))
     try:
         papers, errors = PARSERS[fmt](text, file)
-    except Exception as e:  # a parser bug must not stop a whole ingest
+    except (Exception, RecursionError) as e:  # a parser bug must not stop a whole ingest
         return _failed(file, f"internal error in the {fmt} parser ({type(e).__name__}: {e}); "
                        "please report this file", fmt=fmt)
     return ParseResult(file=file, format=fmt, papers=tuple(papers), errors=tuple(errors))
@@ -101,10 +104,37 @@ def _gunzip(raw: bytes, max_bytes: int) -> bytes:
     return bytes(out)
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _utf16(raw: bytes) -> str | None:
+    """The text of a UTF-16 file (with a BOM, or ASCII-range text with every other byte NUL), else None."""
+    if raw[:2] in _UTF16_BOMS:
+        codec = "utf-16"
+    else:
+        head = raw[:4096]
+        even, odd = head[0::2], head[1::2]
+        if len(head) < 4 or len(head) % 2:
+            return None
+        if odd.count(0) >= 0.9 * len(odd) and not even.count(0):
+            codec = "utf-16-le"
+        elif even.count(0) >= 0.9 * len(even) and not odd.count(0):
+            codec = "utf-16-be"
+        else:
+            return None
+    try:
+        return raw.decode(codec).lstrip("\ufeff")
+    except UnicodeDecodeError:
+        return None
+
+
 def _decode(raw: bytes) -> str:
-    """UTF-8 text (BOM and CRLF tolerated); binary or invalid UTF-8 is refused with a line."""
+    """UTF-8 text (BOM and CRLF tolerated; UTF-16 decoded); binary or invalid UTF-8 is refused with a line."""
     if not raw.strip():
         raise _Refused("file is empty (or only whitespace); add digest content or remove it")
+    if b"\x00" in raw and (text := _utf16(raw)) is not None:
+        if "\x00" not in text:
+            return text.replace("\r\n", "\n").replace("\r", "\n")
     if b"\x00" in raw:
         raise _Refused("binary file (contains NUL bytes), not a text digest; pass a .md/.txt/"
                        ".jsonl(.gz) digest")

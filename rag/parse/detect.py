@@ -44,7 +44,7 @@ def _is_jsonl(head: str) -> bool:
     for ln in lines:
         try:
             obj = json.loads(ln)
-        except ValueError:  # a truncated record still counts if it shows paper keys
+        except (ValueError, RecursionError):  # a truncated (or absurdly deep) record counts if it shows paper keys
             good += bool(_JSON_KEY_TEXT.search(ln))
             continue
         good += isinstance(obj, dict) and bool(_JSON_KEYS & obj.keys())

@@ -43,7 +43,10 @@ def parse(text: str, file: str) -> tuple[list[Paper], list[FileError]]:
         for n, line in enumerate(text.split("\n"), 1):
             if not line or line.isspace():
                 continue
-            paper, err = _line(line, file, n, date)
+            try:
+                paper, err = _line(line, file, n, date)
+            except RecursionError:
+                paper, err = None, "JSON nested too deeply (over ~1,000 levels); fix or delete this line"
             if paper is not None:
                 papers.append(paper)
             else:
