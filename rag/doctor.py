@@ -229,8 +229,8 @@ def _open_or_salvage(settings: Settings, report: RepairReport):
 
 
 def _rebuild(store, report: RepairReport, progress) -> None:
+    from .delta import full_plan
     from .ingest import _Run, _sync_chunks
-    from .merge import merge_papers, paper_hash
     from .retrieve import rebuild_bm25
 
     run = _Run(store.settings, progress)
@@ -240,13 +240,12 @@ def _rebuild(store, report: RepairReport, progress) -> None:
     forgot = store.forget_chunks_without_vectors(ids)
     if forgot:
         report.actions.append(f"{forgot} passages had no vector in Chroma: re-embedding them")
-    merged = merge_papers(store.all_records())
-    hashes = {p.paper_id: paper_hash(p) for p in merged}
-    before = store.paper_hashes()
+    delta = full_plan(store, set(), [], set())  # every record merged again; the link index rebuilt
+    merged, hashes, before = delta.papers, delta.hashes, delta.old_hashes
     if set(before) != set(hashes) or any(before[p] != h for p, h in hashes.items() if p in before):
         report.actions.append(f"papers re-merged from the records ({len(before)} -> {len(hashes)})")
-    added, stale = _sync_chunks(store, merged, set(hashes), set(before), run)
-    store.commit_files([], {}, merged, hashes, stale)
+    added, stale = _sync_chunks(store, merged, delta.removed, run)
+    store.commit_files([], {}, merged, hashes, stale, delta)
     store.delete_pending_vectors()
     if added or stale:
         report.actions.append(f"chunks: {added} written, {len(stale)} dropped")

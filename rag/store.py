@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, sha TEXT NOT NULL, size INTEGER, mtime REAL, format TEXT,
     papers INTEGER, errors INTEGER, ingested_at REAL);
 CREATE TABLE IF NOT EXISTS records (file TEXT NOT NULL, idx INTEGER NOT NULL, json TEXT NOT NULL,
-    PRIMARY KEY (file, idx));
+    paper_id TEXT, PRIMARY KEY (file, idx));
 CREATE TABLE IF NOT EXISTS papers (paper_id TEXT PRIMARY KEY, hash TEXT NOT NULL, json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT PRIMARY KEY, paper_id TEXT NOT NULL, field TEXT, lang TEXT, text TEXT,
@@ -73,6 +73,13 @@ CREATE TABLE IF NOT EXISTS chunks_pending (
     arxiv_id TEXT, embedded INTEGER NOT NULL DEFAULT 1, tok_ids BLOB);
 CREATE TABLE IF NOT EXISTS terms (term TEXT PRIMARY KEY, id INTEGER NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS link_groups (paper_id TEXT PRIMARY KEY, ided INTEGER NOT NULL, title_key TEXT,
+    link TEXT);
+CREATE INDEX IF NOT EXISTS link_groups_key ON link_groups(title_key) WHERE title_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS link_groups_link ON link_groups(link) WHERE link IS NOT NULL;
+CREATE TABLE IF NOT EXISTS link_clauses (paper_id TEXT NOT NULL, clause INTEGER NOT NULL, ided INTEGER NOT NULL,
+    PRIMARY KEY (paper_id, clause)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS link_clauses_clause ON link_clauses(clause, ided);
 """
 
 
@@ -165,6 +172,13 @@ class Store:
             self.db.execute("ALTER TABLE chunks ADD COLUMN tok_ids BLOB")  # catalogues from before it
         # rows still lacking term ids (only after that migration): found without scanning the table
         self.db.execute("CREATE INDEX IF NOT EXISTS chunks_no_ids ON chunks(chunk_id) WHERE tok_ids IS NULL")
+        if "paper_id" not in {r[1] for r in self.db.execute("PRAGMA table_info(records)")}:
+            # catalogues from before incremental ingest: records found by paper id (rag.delta)
+            with self.db:
+                self.db.execute("ALTER TABLE records ADD COLUMN paper_id TEXT")
+                self.db.execute("UPDATE records SET paper_id = json_extract(json, '$.paper_id')")
+                self.db.execute("DELETE FROM meta WHERE key='link_index'")
+        self.db.execute("CREATE INDEX IF NOT EXISTS records_paper ON records(paper_id)")
 
     # ------------------------------------------------------------ Chroma
 
@@ -304,16 +318,19 @@ class Store:
         return [paper_from_json(r[0]) for r in self.db.execute("SELECT json FROM records ORDER BY file, idx")]
 
     def commit_files(self, files: list[dict], records: dict[str, list[Paper]], papers: list[Paper],
-                     hashes: dict[str, str], stale_chunks: Iterable[str] = ()) -> None:
+                     hashes: dict[str, str], stale_chunks: Iterable[str] = (), delta=None) -> None:
         """Record ingested files, their raw records and the new merged catalogue, atomically, with
         the pending chunk rows made live and ``stale_chunks`` dropped (their vectors are listed for
         :meth:`delete_pending_vectors`). Only catalogue rows that differ are written (a day added to a
         big index stays cheap); rows are serialised one at a time and compared inside SQLite, so
-        memory does not grow with the catalogue (holding it all cost ~400 MB at 20k papers)."""
+        memory does not grow with the catalogue (holding it all cost ~400 MB at 20k papers).
+
+        ``delta`` (a rag.delta.Delta): ``papers`` are only the papers it recomputed, ``delta.removed`` the
+        ones gone, and its link index rows are written too; without it ``papers`` is the whole catalogue
+        (the link index is then dropped: the next ingest rebuilds it)."""
         import time
 
-        live = {p.paper_id for p in papers}
-        gone = [(pid,) for (pid,) in self.db.execute("SELECT paper_id FROM papers") if pid not in live]
+        gone = self._gone(papers, delta)
         stale = list(stale_chunks)
         pending_vectors = sorted(set(self._pending_vectors()) | set(stale))
         with self.db:
@@ -323,8 +340,8 @@ class Store:
                 self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)",
                                 (f["path"], f["sha"], f["size"], f["mtime"], f["format"],
                                  f["papers"], f["errors"], time.time()))
-            self.db.executemany("INSERT INTO records VALUES (?,?,?)",
-                                ((file, i, paper_to_json(p)) for file, recs in records.items()
+            self.db.executemany("INSERT INTO records (file, idx, json, paper_id) VALUES (?,?,?,?)",
+                                ((file, i, paper_to_json(p), p.paper_id) for file, recs in records.items()
                                  for i, p in enumerate(recs)))
             self.db.executemany("DELETE FROM papers WHERE paper_id=?", gone)
             self.db.executemany("INSERT OR REPLACE INTO papers SELECT ?1, ?2, ?3 WHERE NOT EXISTS "
@@ -336,7 +353,88 @@ class Store:
             if pending_vectors:
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES ('pending_vector_deletes', ?)",
                                 (json.dumps(pending_vectors),))
+            self._write_links(delta)
             self._bump_generation()
+
+    def _gone(self, papers: list[Paper], delta) -> list[tuple[str]]:
+        if delta is not None:
+            return [(pid,) for pid in delta.removed]
+        live = {p.paper_id for p in papers}
+        return [(pid,) for (pid,) in self.db.execute("SELECT paper_id FROM papers") if pid not in live]
+
+    # ------------------------------------------------------------ link index (rag.delta)
+
+    def _write_links(self, delta) -> None:
+        """Write a Delta's link index rows (inside the caller's transaction)."""
+        if delta is None or delta.full:
+            self.db.execute("DELETE FROM link_groups")
+            self.db.execute("DELETE FROM link_clauses")
+            self.db.execute("DELETE FROM meta WHERE key='link_index'")
+            if delta is None:
+                return
+        gone = [(pid,) for pid in delta.groups_gone]
+        self.db.executemany("DELETE FROM link_groups WHERE paper_id=?", gone)
+        self.db.executemany("DELETE FROM link_clauses WHERE paper_id=?", gone + [(pid,) for pid in delta.clauses])
+        self.db.executemany("INSERT OR REPLACE INTO link_groups VALUES (?,?,?,?)", delta.groups)
+        self.db.executemany("UPDATE link_groups SET link=? WHERE paper_id=?",
+                            [(link, pid) for pid, link in delta.links.items()])
+        self.db.executemany("INSERT INTO link_clauses VALUES (?,?,?)",
+                            ((pid, h, ided) for pid, (ided, hs) in delta.clauses.items() for h in hs))
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('link_index', '1')")
+
+    def link_index_ready(self) -> bool:
+        """Is the link index (rag.delta) up to date? (An empty catalogue needs none.)"""
+        row = self.db.execute("SELECT value FROM meta WHERE key='link_index'").fetchone()
+        return bool(row) or self.db.execute("SELECT 1 FROM records LIMIT 1").fetchone() is None
+
+    def _in(self, sql: str, keys: Iterable, *args) -> Iterator[tuple]:
+        """Rows of ``sql`` (with one ``{}`` for an IN list) over ``keys``, 500 at a time."""
+        keys = list(dict.fromkeys(keys))
+        for part in _batches(keys, 500):
+            yield from self.db.execute(sql.format(",".join("?" * len(part))), (*part, *args))
+
+    def record_paper_ids(self, files: Iterable[str]) -> set[str]:
+        """Paper ids of the stored records of these files."""
+        return {pid for (pid,) in self._in("SELECT DISTINCT paper_id FROM records WHERE file IN ({})", files)}
+
+    def records_of(self, paper_ids: Iterable[str], except_files: set[str] = frozenset()) -> dict[str, list[Paper]]:
+        """The stored raw records of these paper ids (files in ``except_files`` left out), in file order."""
+        rows = [r for r in self._in("SELECT file, idx, json, paper_id FROM records WHERE paper_id IN ({})", paper_ids)
+                if r[0] not in except_files]
+        out: dict[str, list[Paper]] = {}
+        for _, _, js, pid in sorted(rows, key=lambda r: (r[0], r[1])):
+            out.setdefault(pid, []).append(paper_from_json(js))
+        return out
+
+    def link_rows(self, paper_ids: Iterable[str]) -> dict[str, tuple[bool, str | None, str | None]]:
+        """paper_id -> (has an arXiv id, title key, linked into) of these paper_id groups."""
+        return {r[0]: (bool(r[1]), r[2], r[3]) for r in
+                self._in("SELECT paper_id, ided, title_key, link FROM link_groups WHERE paper_id IN ({})", paper_ids)}
+
+    def link_rows_with_keys(self, keys: Iterable[str]) -> dict[str, tuple[bool, str | None, str | None]]:
+        return {r[0]: (bool(r[1]), r[2], r[3]) for r in
+                self._in("SELECT paper_id, ided, title_key, link FROM link_groups WHERE title_key IN ({})", keys)}
+
+    def linked_into(self, targets: Iterable[str]) -> dict[str, str]:
+        """ID-less paper_id -> the paper it is linked into, for these targets."""
+        return dict(self._in("SELECT paper_id, link FROM link_groups WHERE link IN ({})", targets))
+
+    def link_clauses_of(self, paper_ids: Iterable[str]) -> dict[str, set[int]]:
+        out: dict[str, set[int]] = {}
+        for pid, h in self._in("SELECT paper_id, clause FROM link_clauses WHERE paper_id IN ({})", paper_ids):
+            out.setdefault(pid, set()).add(h)
+        return out
+
+    def clause_owners(self, clauses: Iterable[int], ided: bool) -> set[str]:
+        """Paper ids (ID'd abstracts or ID-less summaries) holding any of these clause hashes."""
+        return {pid for (pid,) in self._in("SELECT DISTINCT paper_id FROM link_clauses WHERE clause IN ({}) "
+                                           "AND ided=?", clauses, int(ided))}
+
+    def paper_hashes_of(self, paper_ids: Iterable[str]) -> dict[str, str]:
+        return dict(self._in("SELECT paper_id, hash FROM papers WHERE paper_id IN ({})", paper_ids))
+
+    def chunk_hashes_of(self, paper_ids: Iterable[str]) -> dict[str, str]:
+        return dict(self._in("SELECT chunk_id, hash FROM chunks WHERE paper_id IN ({})", paper_ids))
 
     # ------------------------------------------------------------ pending work of an unfinished ingest
 
@@ -425,14 +523,13 @@ class Store:
                 self.db.execute("SELECT file, json FROM records ORDER BY file, idx") if file not in paths]
 
     def remove_files(self, paths: list[str], papers: list[Paper], hashes: dict[str, str],
-                     stale_chunks: list[str]) -> None:
+                     stale_chunks: list[str], delta=None) -> None:
         """Forget these files in one transaction: their rows and records, the stale chunk rows, and the
         merged catalogue rebuilt without them; the pending chunk rows (re-merged papers) are made live. The stale vectors are deleted from Chroma afterwards
         (:meth:`delete_pending_vectors`); until then they are listed in ``meta`` (a vector without a
         chunk row is never returned by a search), so an interrupted removal leaves an index that answers,
         and the next removal finishes the job."""
-        live = {p.paper_id for p in papers}
-        gone = [(pid,) for (pid,) in self.db.execute("SELECT paper_id FROM papers") if pid not in live]
+        gone = self._gone(papers, delta)
         pending = sorted(set(self._pending_vectors()) | set(stale_chunks))
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
@@ -446,6 +543,7 @@ class Store:
                                 "(SELECT 1 FROM papers WHERE paper_id=?1 AND json=?3)",
                                 ((p.paper_id, hashes[p.paper_id], paper_to_json(p)) for p in papers))
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('pending_vector_deletes', ?)", (json.dumps(pending),))
+            self._write_links(delta)
             self._bump_generation()
 
     def _pending_vectors(self) -> list[str]:
@@ -772,7 +870,8 @@ def salvage_catalogue(settings: Settings) -> tuple[Path, int, list[str]]:
     try:
         with new.db:
             new.db.executemany("INSERT INTO files VALUES (?,?,?,?,?,?,?,?)", kept)
-            new.db.executemany("INSERT INTO records VALUES (?,?,?)",
+            new.db.executemany("INSERT INTO records (file, idx, json, paper_id) VALUES (?1,?2,?3,"
+                               "json_extract(?3, '$.paper_id'))",
                                ((f[0], i, js) for f in kept for i, js in enumerate(records[f[0]])))
             # a generation no BM25 file of the old catalogue can carry: they are rebuilt
             new.db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (str(int(time.time())),))
