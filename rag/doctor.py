@@ -173,13 +173,15 @@ def _bm25(store) -> list[Finding]:
     if loaded is None:
         if not n:
             return []
-        what = f"damaged ({store.bm25_error})" if store.bm25_error else "missing"
+        what = f"damaged ({store.bm25_error})" if store.bm25_error else \
+            "in an older format (an ask or repair rebuilds it)" if store.bm25_old_format else "missing"
         return [Finding(False, "bm25", f"{store.bm25_dir} is {what}")]
     model, ids, gen = loaded
     if gen != store.generation():
         return [Finding(False, "bm25", f"{store.bm25_dir} is out of date (generation {gen}, catalogue "
                                        f"{store.generation()}; an ask or repair rebuilds it)")]
     live = sorted(store.chunk_hashes())
+    ids = sorted(model.live_ids()) if model is not None else list(ids)
     if ids != live:
         return [Finding(False, "bm25", f"{store.bm25_dir} indexes {len(ids)} chunks, the catalogue has {n}")]
     return [Finding(True, "bm25", f"{len(ids)} chunks indexed")]

@@ -456,12 +456,13 @@ def _index(store, file_rows: list[dict], new_records: dict[str, list[Paper]], ru
     changed = [p for p in delta.papers if delta.old_hashes.get(p.paper_id) != delta.hashes[p.paper_id]]
     added, stale = _sync_chunks(store, changed, delta.removed, run)
     t0 = time.perf_counter()
+    generation = store.generation()
     store.commit_files(file_rows, new_records, delta.papers, delta.hashes, stale, delta)
     store.delete_pending_vectors()
     t0 = run.timer("store", t0)
-    from .retrieve import rebuild_bm25
+    from .retrieve import update_bm25
 
-    rebuild_bm25(store)
+    update_bm25(store, {p.paper_id for p in changed} | set(delta.removed), generation)
     run.timer("bm25", t0)
     return IngestReport(papers_new=counts[0], papers_updated=counts[1], papers_unchanged=counts[2],
                         chunks_added=added, chunks_removed=len(stale))
@@ -676,14 +677,15 @@ def remove_files(files: list[str], settings: Settings, progress: Progress | None
 
 
 def _unindex(store, gone_files: set[str], run: _Run) -> RemoveReport:
-    from .retrieve import rebuild_bm25
+    from .retrieve import update_bm25
 
     delta = _plan(store, gone_files, {}, run)
     changed = [p for p in delta.papers if delta.old_hashes.get(p.paper_id) != delta.hashes[p.paper_id]]
     added, stale = _sync_chunks(store, changed, delta.removed, run)
+    generation = store.generation()
     store.remove_files(sorted(gone_files), delta.papers, delta.hashes, stale, delta)
     store.delete_pending_vectors()
-    rebuild_bm25(store)
+    update_bm25(store, {p.paper_id for p in changed} | set(delta.removed), generation)
     kept = tuple(sorted(pid for pid in delta.touched if pid in delta.hashes))
     gone_papers = delta.removed
     return RemoveReport(files=tuple(sorted(gone_files)), papers_removed=len(gone_papers), papers_kept=kept,

@@ -145,6 +145,7 @@ class Store:
         self._terms: dict[str, int] | None = None
         self._count_cache: tuple[int, int, int] | None = None
         self.bm25_error: str | None = None  # why the BM25 files could not be read (see load_bm25)
+        self.bm25_old_format = False  # the BM25 files are an older digestqa's (rebuilt, see load_bm25)
         if self.readonly:
             self.db = _connect_read_only(self.db_path)
             return
@@ -635,10 +636,10 @@ class Store:
             terms.new = []
         return out
 
-    def chunk_token_ids(self) -> tuple[list[str], bytearray, array]:
+    def chunk_token_ids(self, paper_ids: Iterable[str] | None = None) -> tuple[list[str], bytearray, array]:
         """Chunk ids (sorted), every chunk's int32 term ids back to back in one buffer, and how
-        many belong to each chunk; rows written before term ids were stored get theirs first (one
-        transaction)."""
+        many belong to each chunk (of every chunk, or of these papers' chunks); rows written before
+        term ids were stored get theirs first (one transaction)."""
         missing = self.db.execute("SELECT chunk_id, tokens FROM chunks WHERE tok_ids IS NULL").fetchall()
         if missing:
             try:
@@ -651,7 +652,9 @@ class Store:
                 self._terms = None
                 raise
         ids, buf, lens = [], bytearray(), array("i")
-        for cid, blob in self.db.execute("SELECT chunk_id, tok_ids FROM chunks ORDER BY chunk_id"):
+        rows = self.db.execute("SELECT chunk_id, tok_ids FROM chunks ORDER BY chunk_id") if paper_ids is None else \
+            sorted(self._in("SELECT chunk_id, tok_ids FROM chunks WHERE paper_id IN ({})", paper_ids))
+        for cid, blob in rows:
             ids.append(cid)
             buf += blob or b""
             lens.append(len(blob or b"") // 4)
@@ -683,32 +686,58 @@ class Store:
 
     # ------------------------------------------------------------ BM25 files
 
-    def save_bm25(self, model, chunk_ids: list[str], generation: int) -> None:
-        """Write to a temp dir, then swap it in, so a reader never sees half a BM25 index."""
-        tmp = Path(tempfile.mkdtemp(prefix=".bm25-", dir=self.root))
-        if model is not None:
-            model.save(str(tmp), show_progress=False)
-        (tmp / "ids.json").write_text(json.dumps({"generation": generation, "ids": chunk_ids}))
-        old = Path(tempfile.mkdtemp(prefix=".bm25-old-", dir=self.root))
-        try:
-            os.replace(self.bm25_dir, old / "x")
-        except FileNotFoundError:
-            pass
-        try:
-            os.replace(tmp, self.bm25_dir)
-        except OSError:  # another writer swapped its (equally fresh) files in meanwhile
-            shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+    def save_bm25_segment(self, seg: dict, generation: int, replace: bool = False,
+                          dead: list[tuple[int, int]] = ()) -> None:
+        """Write one BM25 segment (rag.retrieve._segment) and a manifest naming it. ``replace``: it is the
+        whole index (a rebuild: a new dir swapped in, so a reader never sees half an index); else it is
+        appended, with ``dead`` the (segment, position) pairs it replaces, and the manifest swapped last
+        (a reader of the old manifest still finds every file it names)."""
+        import numpy as np
+
+        if replace or not (self.bm25_dir / "manifest.json").exists():
+            tmp = Path(tempfile.mkdtemp(prefix=".bm25-", dir=self.root))
+            names: list[str] = []
+            prev_terms = 0
+        else:
+            tmp = self.bm25_dir
+            manifest = json.loads((tmp / "manifest.json").read_text())
+            names, prev_terms = manifest["segments"], manifest["n_terms"]
+        name = f"s{len(names):05d}-{generation}"
+        seg_dir = tmp / name
+        part = Path(tempfile.mkdtemp(prefix=".seg-", dir=tmp))
+        for key in ("indptr", "docs", "tf", "lens"):
+            np.save(part / f"{key}.npy", seg[key])
+        inverse = {i: t for t, i in self.terms().items() if i >= prev_terms}
+        (part / "meta.json").write_text(json.dumps(
+            {"ids": seg["ids"], "dead": [list(d) for d in dead],
+             "terms": [inverse.get(i, "") for i in range(prev_terms, seg["n_terms"])]}, ensure_ascii=False))
+        os.replace(part, seg_dir)
+        _atomic_write(tmp / "manifest.json", json.dumps(
+            {"format": 2, "generation": generation, "segments": [*names, name],
+             "n_terms": max(prev_terms, seg["n_terms"])}).encode())
+        if tmp != self.bm25_dir:
+            old = Path(tempfile.mkdtemp(prefix=".bm25-old-", dir=self.root))
+            try:
+                os.replace(self.bm25_dir, old / "x")
+            except FileNotFoundError:
+                pass
+            try:
+                os.replace(tmp, self.bm25_dir)
+            except OSError:  # another writer swapped its (equally fresh) files in meanwhile
+                shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(self.bm25_dir.with_name(self.bm25_dir.name + ".old"), ignore_errors=True)  # older layout
         _load_bm25_cached.cache_clear()
 
     def load_bm25(self):
-        """(bm25s model or None, chunk ids, generation) or None when missing or unreadable (a damaged
-        file: the BM25 files are rebuilt from the catalogue, see rag.retrieve)."""
-        meta = self.bm25_dir / "ids.json"
+        """(rag.retrieve.SegmentedBM25 or None, chunk id of each position, generation) or None when missing,
+        unreadable (a damaged file: the BM25 files are rebuilt from the catalogue, see rag.retrieve) or
+        written by an older digestqa (``bm25_old_format``: rebuilt the same way)."""
+        meta = self.bm25_dir / "manifest.json"
         try:
             return _load_bm25_cached(str(self.bm25_dir), meta.stat().st_mtime_ns)
         except FileNotFoundError:
+            self.bm25_old_format = (self.bm25_dir / "ids.json").exists() and not meta.exists()
             return None
         except Exception as e:  # noqa: BLE001 - any damage: truncated .npy, broken JSON, wrong shapes
             self.bm25_error = f"{type(e).__name__}: {e}"
@@ -759,7 +788,8 @@ class Store:
         out = []
         if vectors and self.settings.chroma_url is None and not (self.chroma_path / "chroma.sqlite3").exists():
             out.append(f"the Chroma store {self.chroma_path} is missing ({vectors} vectors gone): {fix}")
-        if self.chunk_count() and self.load_bm25() is None and (self.bm25_dir.exists() or self.bm25_error):
+        if self.chunk_count() and self.load_bm25() is None and (self.bm25_dir.exists() or self.bm25_error) \
+                and not self.bm25_old_format:
             out.append(f"the BM25 files in {self.bm25_dir} are damaged ({self.bm25_error or 'unreadable'}): "
                        f"they are rebuilt on the next ask or {fix}")
         return out
@@ -1126,28 +1156,36 @@ def _max_batch(collection) -> int:
 
 @lru_cache(maxsize=4)
 def _load_bm25_cached(path: str, _mtime: int):
-    import bm25s
+    import numpy as np
 
-    meta = json.loads((Path(path) / "ids.json").read_text())
-    ids = meta["ids"]
-    if not isinstance(ids, list):
-        raise ValueError("ids.json has no id list")
-    model = bm25s.BM25.load(path, mmap=True, load_corpus=False, show_progress=False) if ids else None
-    if model is not None:
-        _check_bm25(model, len(ids))
-    return model, ids, int(meta["generation"])
+    from .retrieve import SegmentedBM25
+
+    manifest = json.loads((Path(path) / "manifest.json").read_text())
+    segs, vocab = [], {}
+    for name in manifest["segments"]:
+        d = Path(path) / name
+        meta = json.loads((d / "meta.json").read_text())
+        seg = {k: np.load(d / f"{k}.npy", mmap_mode="r") for k in ("indptr", "docs", "tf", "lens")}
+        seg["ids"], seg["dead"] = meta["ids"], [tuple(x) for x in meta["dead"]]
+        start = len(seg["indptr"]) - 1 - len(meta["terms"])
+        vocab.update((t, start + i) for i, t in enumerate(meta["terms"]) if t)
+        _check_segment(seg, len(segs))
+        segs.append(seg)
+    if not any(len(s["ids"]) for s in segs):
+        return None, [], int(manifest["generation"])
+    model = SegmentedBM25(segs, vocab)
+    return model, model.ids, int(manifest["generation"])
 
 
-def _check_bm25(model, n_docs: int) -> None:
-    """Shapes a sound BM25 index has (a truncated or swapped .npy breaks them)."""
-    sc = model.scores
-    data, indices, indptr = sc["data"], sc["indices"], sc["indptr"]
-    if int(sc.get("num_docs", n_docs)) != n_docs:
-        raise ValueError(f"BM25 index has {sc.get('num_docs')} documents, ids.json {n_docs}")
-    if len(data) != len(indices) or len(indptr) < 1 or int(indptr[-1]) != len(data) or int(indptr[0]) != 0:
-        raise ValueError("BM25 score arrays disagree in length")
-    if len(indptr) - 1 < max(model.vocab_dict.values(), default=-1):
-        raise ValueError("BM25 vocabulary is larger than its score matrix")
+def _check_segment(seg: dict, number: int) -> None:
+    """Shapes a sound BM25 segment has (a truncated or swapped .npy breaks them)."""
+    indptr, docs, tf = seg["indptr"], seg["docs"], seg["tf"]
+    if len(seg["lens"]) != len(seg["ids"]):
+        raise ValueError(f"BM25 segment {number} has {len(seg['lens'])} lengths for {len(seg['ids'])} chunks")
+    if len(docs) != len(tf) or len(indptr) < 1 or int(indptr[-1]) != len(docs) or int(indptr[0]) != 0:
+        raise ValueError("BM25 arrays disagree in length")
+    if any(not (0 <= k <= number and p >= 0) for k, p in seg["dead"]):
+        raise ValueError(f"BM25 segment {number} names positions of a later segment dead")
 
 
 @lru_cache(maxsize=4)

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from rag import api, delta
+from rag import api, delta, retrieve
 from rag.config import Settings
 from rag.merge import merge_papers
 from rag.parse import parse_file
@@ -95,11 +95,19 @@ def test_ingest_one_file_at_a_time_equals_all_at_once(tmp_path, monkeypatch):
     once = Settings(index_dir=str(tmp_path / "once"), answerer="extractive")
     daily = Settings(index_dir=str(tmp_path / "daily"), answerer="extractive")
     assert api.ingest(files, once).ok
-    monkeypatch.setattr(delta, "_FULL_SHARE", float("inf"))
+    monkeypatch.setattr(delta, "_FULL_SHARE", float("inf"))  # never merge everything,
+    monkeypatch.setattr(retrieve, "_BM25_MERGE_SHARE", float("inf"))  # never rebuild BM25: one segment a file
+    monkeypatch.setattr(retrieve, "_BM25_MAX_SEGMENTS", 10_000)
     for f in files:
         assert api.ingest([f], daily).ok
     assert _snapshot(daily) == _snapshot(once)
     assert _answers(daily) == _answers(once)
+    store = open_store(daily)
+    try:
+        model = store.load_bm25()[0]
+        assert model.segments == len(files) and not model.alive.all()  # appended, some chunks replaced
+    finally:
+        store.close()
 
 
 def test_index_from_before_the_link_index_answers_and_is_upgraded(tmp_path):
