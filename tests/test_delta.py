@@ -3,8 +3,12 @@ retrieval equal those of merging every record at once; an index built before the
 answers, and is upgraded (with a note) by its next ingest."""
 from __future__ import annotations
 
+import json
 import random
+import shutil
 import sqlite3
+
+import numpy as np
 
 import pytest
 
@@ -115,7 +119,17 @@ def test_index_from_before_the_link_index_answers_and_is_upgraded(tmp_path):
     files = sorted(str(p) for p in SEEDS.glob("*.txt"))
     assert api.ingest(files[:3], s).ok
     papers_before = api.papers(s)
-    # make it what an older digestqa left: records without paper ids, no link index
+    hits_before = [h.paper_id for h in api.retrieve(QUESTIONS[0], s, mode="bm25")]
+    # make it what an older digestqa left: records without paper ids, no link index, bm25s files
+    store = open_store(s)
+    gen = store.generation()
+    ids, buf, lens = store.chunk_token_ids()
+    old = retrieve.build_bm25_ids(np.frombuffer(buf, dtype=np.int32),
+                                  np.frombuffer(lens, dtype=np.int32).astype(np.int64), store.terms())
+    shutil.rmtree(store.bm25_dir)
+    old.save(str(store.bm25_dir), show_progress=False)
+    (store.bm25_dir / "ids.json").write_text(json.dumps({"generation": gen, "ids": ids}))
+    store.close()
     db = sqlite3.connect(open_store(s).db_path)
     with db:
         db.execute("DROP TABLE link_groups")
@@ -125,7 +139,11 @@ def test_index_from_before_the_link_index_answers_and_is_upgraded(tmp_path):
         db.execute("ALTER TABLE records DROP COLUMN paper_id")
     db.close()
     assert api.papers(s) == papers_before
-    assert api.retrieve(QUESTIONS[0], s)
+    assert "problems" not in api.stats(s)  # older BM25 files are not damage
+    assert [h.paper_id for h in api.retrieve(QUESTIONS[0], s, mode="bm25")] == hits_before
+    store = open_store(s)
+    assert store.load_bm25() is not None and (store.bm25_dir / "manifest.json").exists()  # rebuilt by the ask
+    store.close()
     rep = api.ingest(files[3:], s)
     assert rep.ok
     assert any("upgrading the index for incremental ingest" in n for n in rep.notes), rep.notes
