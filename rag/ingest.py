@@ -462,7 +462,7 @@ def _index(store, file_rows: list[dict], new_records: dict[str, list[Paper]], ru
     t0 = run.timer("store", t0)
     from .retrieve import update_bm25
 
-    update_bm25(store, {p.paper_id for p in changed} | set(delta.removed), generation)
+    update_bm25(store, {p.paper_id for p in changed} | set(delta.removed), generation, stale)
     run.timer("bm25", t0)
     return IngestReport(papers_new=counts[0], papers_updated=counts[1], papers_unchanged=counts[2],
                         chunks_added=added, chunks_removed=len(stale))
@@ -685,7 +685,7 @@ def _unindex(store, gone_files: set[str], run: _Run) -> RemoveReport:
     generation = store.generation()
     store.remove_files(sorted(gone_files), delta.papers, delta.hashes, stale, delta)
     store.delete_pending_vectors()
-    update_bm25(store, {p.paper_id for p in changed} | set(delta.removed), generation)
+    update_bm25(store, {p.paper_id for p in changed} | set(delta.removed), generation, stale)
     kept = tuple(sorted(pid for pid in delta.touched if pid in delta.hashes))
     gone_papers = delta.removed
     return RemoveReport(files=tuple(sorted(gone_files)), papers_removed=len(gone_papers), papers_kept=kept,

@@ -10,6 +10,7 @@ import threading
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
+from bisect import bisect_right
 from itertools import chain
 
 from .config import Settings
@@ -154,27 +155,30 @@ def rebuild_bm25(store) -> None:
     store.save_bm25_segment(_segment(store, None), gen, replace=True)
 
 
-def update_bm25(store, paper_ids: set[str], generation_before: int) -> None:
-    """After a commit that changed (or removed) the chunks of ``paper_ids``: append a segment with their
-    chunks as they are now, marking their earlier positions dead; rebuild instead when the files were not
-    those of ``generation_before`` (the catalogue as it was before this commit), or are too fragmented."""
-    loaded = store.load_bm25()
-    if loaded is None or loaded[0] is None or loaded[2] != generation_before:
+def update_bm25(store, paper_ids: set[str], generation_before: int, stale: list[str] = ()) -> None:
+    """After a commit that changed (or removed) the chunks of ``paper_ids`` (dropping the chunks ``stale``):
+    append a segment with their chunks as they are now, marking every earlier copy of those and of the
+    stale ones dead; rebuild instead when the files were not those of ``generation_before`` (the catalogue
+    as it was before this commit), or are too fragmented."""
+    manifest = store.bm25_manifest()
+    if manifest is None or manifest["generation"] != generation_before or not sum(manifest["docs"]):
         return rebuild_bm25(store)
-    model = loaded[0]
     seg = _segment(store, paper_ids)
-    added = len(seg["ids"]) + model.segment_docs()
-    if model.segments + 1 > _BM25_MAX_SEGMENTS or added > _BM25_MERGE_SHARE * max(1, model.num_docs):
+    added = len(seg["ids"]) + sum(manifest["docs"][1:])
+    if len(manifest["segments"]) + 1 > _BM25_MAX_SEGMENTS or added > _BM25_MERGE_SHARE * max(1, store.chunk_count()):
         return rebuild_bm25(store)
-    dead = model.positions_of_papers(paper_ids)
+    dead = store.bm25_positions(manifest, [*seg["ids"], *stale])
     store.save_bm25_segment(seg, store.generation(), dead=dead)
 
 
 def bm25_from_catalogue(store):
     """(BM25 model or None, chunk ids, generation) built in memory from the chunks' stored term ids."""
     gen = store.generation()
+    import numpy as np
+
     seg = _segment(store, None)
-    model = SegmentedBM25([seg], dict(store.terms())) if seg["ids"] else None
+    seg["ids"] = np.array([c.encode("utf-8") for c in seg["ids"]], dtype=bytes)
+    model = SegmentedBM25([seg], dict(store.terms())) if len(seg["ids"]) else None
     return model, (model.ids if model else []), gen
 
 
@@ -183,7 +187,7 @@ def _segment(store, paper_ids: set[str] | None) -> dict:
     import numpy as np
 
     ids, buf, lens = store.chunk_token_ids(paper_ids)
-    n_terms = len(store.terms())
+    n_terms = store.term_count()
     tok = np.frombuffer(buf, dtype=np.int32)
     lens = np.frombuffer(lens, dtype=np.int32).astype(np.int64)
     indptr, docs, tf = _tf_matrix(tok, lens, n_terms)
@@ -209,6 +213,37 @@ def _tf_matrix(tok, lens, n_terms: int):
     return indptr, row, tf
 
 
+class _Ids:
+    """The chunk id at each BM25 position, read from the segments' (memory-mapped) id arrays on demand."""
+
+    def __init__(self, arrays: list, offsets: list[int]):
+        self.arrays, self.offsets = arrays, offsets
+        self._list: list[str] | None = None
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    def __getitem__(self, i: int) -> str:
+        if self._list is not None:
+            return self._list[i]
+        i = int(i) + (len(self) if i < 0 else 0)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        k = bisect_right(self.offsets, i) - 1
+        return bytes(self.arrays[k][i - self.offsets[k]]).decode("utf-8")
+
+    def as_list(self) -> list[str]:
+        if self._list is None:
+            self._list = [x.decode("utf-8") for a in self.arrays for x in a.tolist()]
+        return self._list
+
+    def __iter__(self):
+        return iter(self.as_list())
+
+    def __eq__(self, other) -> bool:
+        return self.as_list() == list(other)
+
+
 class SegmentedBM25:
     """BM25 (lucene scoring, k1 0.9, b 0.4: what build_bm25 precomputes) over segments, scored at query
     time. Positions: the segments' chunks back to back (``ids``; dead positions are never returned)."""
@@ -221,7 +256,7 @@ class SegmentedBM25:
         self.segments = len(segments)
         self.vocab_dict = vocab
         self.offsets = np.cumsum([0] + [len(s["lens"]) for s in segments])
-        self.ids: list[str] = [cid for s in segments for cid in s["ids"]]
+        self.ids = _Ids([s["ids"] for s in segments], [int(x) for x in self.offsets])
         alive = np.ones(len(self.ids), dtype=bool)
         for s, off in zip(segments, self.offsets):
             for seg_no, pos in s.get("dead", ()):
@@ -234,21 +269,11 @@ class SegmentedBM25:
         self.norm = (k1 * ((1 - b) + b * lens / (mean or 1.0))).astype(np.float32)
         self._rank = None
 
-    def segment_docs(self) -> int:
-        """Chunks held by segments after the first (what the next merge folds in)."""
-        return int(self.offsets[-1] - self.offsets[1]) if self.segments > 1 else 0
-
-    def positions_of_papers(self, paper_ids: set[str]) -> list[tuple[int, int]]:
-        """(segment, position) of the live chunks of these papers."""
-        out = []
-        for k, s in enumerate(self.segs):
-            off = int(self.offsets[k])
-            out += [(k, i) for i, cid in enumerate(s["ids"])
-                    if self.alive[off + i] and cid.rsplit(":", 2)[0] in paper_ids]
-        return out
-
     def live_ids(self) -> list[str]:
-        return [cid for cid, a in zip(self.ids, self.alive) if a]
+        import numpy as np
+
+        ids = self.ids.as_list()
+        return [ids[i] for i in np.flatnonzero(self.alive)]
 
     def column(self, col: int):
         """(positions, term frequencies) of the live chunks holding term ``col``."""
@@ -287,9 +312,9 @@ class SegmentedBM25:
         if self._rank is None and self.segments == 1 and self.num_docs == len(self.ids):
             self._rank = np.arange(len(self.ids))  # one segment: its chunk ids are sorted
         if self._rank is None:
-            order = sorted(range(len(self.ids)), key=self.ids.__getitem__)
+            order = np.argsort(np.concatenate([np.asarray(s["ids"]) for s in self.segs]), kind="stable")
             rank = np.empty(len(self.ids), dtype=np.int64)
-            rank[np.asarray(order, dtype=np.int64)] = np.arange(len(self.ids))
+            rank[order] = np.arange(len(self.ids))
             self._rank = rank
         return self._rank
 

@@ -616,6 +616,11 @@ class Store:
 
     # ------------------------------------------------------------ BM25 term ids
 
+    def term_count(self) -> int:
+        """How many term ids there are (ids are 0 .. count - 1)."""
+        last = self.db.execute("SELECT MAX(id) FROM terms").fetchone()[0]
+        return last + 1 if last is not None else 0
+
     def terms(self) -> dict[str, int]:
         """The persistent BM25 vocabulary: term -> id (ids are never reused or renumbered)."""
         if self._terms is None:
@@ -626,9 +631,14 @@ class Store:
         """Each space-joined token string as int32 term ids (new terms inserted; call holding the
         write lock: another process may have added terms since they were cached)."""
         last = self.db.execute("SELECT MAX(id) FROM terms").fetchone()[0]
-        if self._terms is not None and len(self._terms) != (last + 1 if last is not None else 0):
+        count = last + 1 if last is not None else 0
+        if self._terms is not None and len(self._terms) != count:
             self._terms = None
-        terms = self.terms()
+        if self._terms is None and count > _TERMS_LOOKUP:  # a day added to a big index: look up its terms only
+            uniq = list(dict.fromkeys(t for text in tokens if text for t in text.split()))
+            terms = _Terms(self._in("SELECT term, id FROM terms WHERE term IN ({})", uniq), next_id=count)
+        else:
+            terms = self.terms()
         # (a missing term gets the next id and is queued in terms.new)
         out = [array("i", map(terms.__getitem__, text.split())).tobytes() if text else b"" for text in tokens]
         if terms.new:
@@ -694,26 +704,25 @@ class Store:
         (a reader of the old manifest still finds every file it names)."""
         import numpy as np
 
-        if replace or not (self.bm25_dir / "manifest.json").exists():
+        manifest = None if replace else self.bm25_manifest()
+        if manifest is None:
             tmp = Path(tempfile.mkdtemp(prefix=".bm25-", dir=self.root))
-            names: list[str] = []
-            prev_terms = 0
+            names, docs, prev_terms = [], [], 0
         else:
             tmp = self.bm25_dir
-            manifest = json.loads((tmp / "manifest.json").read_text())
-            names, prev_terms = manifest["segments"], manifest["n_terms"]
+            names, docs, prev_terms = manifest["segments"], manifest["docs"], manifest["n_terms"]
         name = f"s{len(names):05d}-{generation}"
-        seg_dir = tmp / name
         part = Path(tempfile.mkdtemp(prefix=".seg-", dir=tmp))
         for key in ("indptr", "docs", "tf", "lens"):
             np.save(part / f"{key}.npy", seg[key])
-        inverse = {i: t for t, i in self.terms().items() if i >= prev_terms}
+        np.save(part / "ids.npy", np.array([c.encode("utf-8") for c in seg["ids"]], dtype=bytes))
+        inverse = {i: t for t, i in self.db.execute("SELECT term, id FROM terms WHERE id >= ?", (prev_terms,))}
         (part / "meta.json").write_text(json.dumps(
-            {"ids": seg["ids"], "dead": [list(d) for d in dead],
+            {"dead": [list(d) for d in dead],
              "terms": [inverse.get(i, "") for i in range(prev_terms, seg["n_terms"])]}, ensure_ascii=False))
-        os.replace(part, seg_dir)
+        os.replace(part, tmp / name)
         _atomic_write(tmp / "manifest.json", json.dumps(
-            {"format": 2, "generation": generation, "segments": [*names, name],
+            {"format": 2, "generation": generation, "segments": [*names, name], "docs": [*docs, len(seg["ids"])],
              "n_terms": max(prev_terms, seg["n_terms"])}).encode())
         if tmp != self.bm25_dir:
             old = Path(tempfile.mkdtemp(prefix=".bm25-old-", dir=self.root))
@@ -728,6 +737,33 @@ class Store:
             shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(self.bm25_dir.with_name(self.bm25_dir.name + ".old"), ignore_errors=True)  # older layout
         _load_bm25_cached.cache_clear()
+
+    def bm25_manifest(self) -> dict | None:
+        """The BM25 files' manifest (generation, segment names and sizes), None if missing or unreadable."""
+        try:
+            m = json.loads((self.bm25_dir / "manifest.json").read_text())
+            return m if m.get("format") == 2 else None
+        except (OSError, ValueError):
+            return None
+
+    def bm25_positions(self, manifest: dict, chunk_ids: Iterable[str]) -> list[tuple[int, int]]:
+        """(segment, position) of every copy of these chunk ids in the BM25 segments (each segment's ids
+        are sorted: a binary search in its memory-mapped id array)."""
+        import numpy as np
+
+        keys = np.array(sorted({c.encode("utf-8") for c in chunk_ids}), dtype=bytes)
+        out: list[tuple[int, int]] = []
+        if not len(keys):
+            return out
+        for k, name in enumerate(manifest["segments"]):
+            ids = np.load(self.bm25_dir / name / "ids.npy", mmap_mode="r")
+            if not len(ids):
+                continue
+            pos = np.searchsorted(ids, keys)
+            ok = pos < len(ids)
+            ok[ok] = ids[pos[ok]] == keys[ok]
+            out += [(k, int(p)) for p in pos[ok]]
+        return out
 
     def load_bm25(self):
         """(rag.retrieve.SegmentedBM25 or None, chunk id of each position, generation) or None when missing,
@@ -1107,15 +1143,20 @@ def _catalogue_path(root: Path, collection: str) -> Path:
     return root / f"catalogue-{collection}.sqlite"
 
 
+_TERMS_LOOKUP = 50_000  # above this many terms, an ingest looks up its own terms instead of loading all
+
+
 class _Terms(dict):
     """term -> id; a lookup of an unknown term assigns the next id and queues (term, id) in .new."""
 
-    def __init__(self, rows=()):
+    def __init__(self, rows=(), next_id: int | None = None):
         super().__init__(rows)
         self.new: list[tuple[str, int]] = []
+        self.next = len(self) if next_id is None else next_id  # (a partial table: rows of some terms)
 
     def __missing__(self, term: str) -> int:
-        i = self[term] = len(self)
+        i = self[term] = self.next
+        self.next += 1
         self.new.append((term, i))
         return i
 
@@ -1161,12 +1202,14 @@ def _load_bm25_cached(path: str, _mtime: int):
     from .retrieve import SegmentedBM25
 
     manifest = json.loads((Path(path) / "manifest.json").read_text())
+    if manifest.get("format") != 2:
+        raise ValueError("manifest.json is not a BM25 manifest")
     segs, vocab = [], {}
     for name in manifest["segments"]:
         d = Path(path) / name
         meta = json.loads((d / "meta.json").read_text())
-        seg = {k: np.load(d / f"{k}.npy", mmap_mode="r") for k in ("indptr", "docs", "tf", "lens")}
-        seg["ids"], seg["dead"] = meta["ids"], [tuple(x) for x in meta["dead"]]
+        seg = {k: np.load(d / f"{k}.npy", mmap_mode="r") for k in ("indptr", "docs", "tf", "lens", "ids")}
+        seg["dead"] = [tuple(x) for x in meta["dead"]]
         start = len(seg["indptr"]) - 1 - len(meta["terms"])
         vocab.update((t, start + i) for i, t in enumerate(meta["terms"]) if t)
         _check_segment(seg, len(segs))
