@@ -248,13 +248,14 @@ class SegmentedBM25:
     """BM25 (lucene scoring, k1 0.9, b 0.4: what build_bm25 precomputes) over segments, scored at query
     time. Positions: the segments' chunks back to back (``ids``; dead positions are never returned)."""
 
-    def __init__(self, segments: list[dict], vocab: dict[str, int], k1: float = 0.9, b: float = 0.4):
+    def __init__(self, segments: list[dict], vocab, k1: float = 0.9, b: float = 0.4):
+        """``vocab``: term -> id, or a function returning it (called when a query first needs it)."""
         import numpy as np
 
         self.k1, self.b = k1, b
         self.segs = segments
         self.segments = len(segments)
-        self.vocab_dict = vocab
+        self._vocab = vocab
         self.offsets = np.cumsum([0] + [len(s["lens"]) for s in segments])
         self.ids = _Ids([s["ids"] for s in segments], [int(x) for x in self.offsets])
         alive = np.ones(len(self.ids), dtype=bool)
@@ -268,6 +269,12 @@ class SegmentedBM25:
         mean = float(live_lens.mean()) if self.num_docs else 1.0
         self.norm = (k1 * ((1 - b) + b * lens / (mean or 1.0))).astype(np.float32)
         self._rank = None
+
+    @property
+    def vocab_dict(self) -> dict[str, int]:
+        if callable(self._vocab):
+            self._vocab = self._vocab()
+        return self._vocab
 
     def live_ids(self) -> list[str]:
         import numpy as np

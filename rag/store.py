@@ -3,10 +3,12 @@
 Layout of the index dir (one set per collection name, so a changed embedder or chunking never
 reuses stale vectors):
 
-    <index>/catalogue-<collection>.sqlite   files, raw records per file, merged papers, chunks
+    <index>/catalogue-<collection>.sqlite   files, raw records per file, merged papers, chunks, the link
+                                             index of incremental merges (rag.delta)
     <index>/chroma/                          Chroma PersistentClient (unless --chroma-url is given):
                                              vectors with paper_id, date_int, field, lang
-    <index>/bm25-<collection>/               bm25s index + chunk ids, stamped with a generation
+    <index>/bm25-<collection>/               BM25 segments (term frequencies + sorted chunk ids) and a
+                                             manifest naming them, stamped with a generation (rag.retrieve)
     <index>/uploads/                         files uploaded through the UI
 
 An index built by an older SCHEMA_VERSION (another collection name) is still opened and read by
@@ -717,9 +719,9 @@ class Store:
             np.save(part / f"{key}.npy", seg[key])
         np.save(part / "ids.npy", np.array([c.encode("utf-8") for c in seg["ids"]], dtype=bytes))
         inverse = {i: t for t, i in self.db.execute("SELECT term, id FROM terms WHERE id >= ?", (prev_terms,))}
-        (part / "meta.json").write_text(json.dumps(
-            {"dead": [list(d) for d in dead],
-             "terms": [inverse.get(i, "") for i in range(prev_terms, seg["n_terms"])]}, ensure_ascii=False))
+        (part / "meta.json").write_text(json.dumps({"dead": [list(d) for d in dead]}))
+        np.save(part / "terms.npy", np.array([inverse.get(i, "").encode("utf-8")
+                                              for i in range(prev_terms, seg["n_terms"])], dtype=bytes))
         os.replace(part, tmp / name)
         _atomic_write(tmp / "manifest.json", json.dumps(
             {"format": 2, "generation": generation, "segments": [*names, name], "docs": [*docs, len(seg["ids"])],
@@ -1204,20 +1206,27 @@ def _load_bm25_cached(path: str, _mtime: int):
     manifest = json.loads((Path(path) / "manifest.json").read_text())
     if manifest.get("format") != 2:
         raise ValueError("manifest.json is not a BM25 manifest")
-    segs, vocab = [], {}
+    segs = []
     for name in manifest["segments"]:
         d = Path(path) / name
         meta = json.loads((d / "meta.json").read_text())
-        seg = {k: np.load(d / f"{k}.npy", mmap_mode="r") for k in ("indptr", "docs", "tf", "lens", "ids")}
+        seg = {k: np.load(d / f"{k}.npy", mmap_mode="r") for k in ("indptr", "docs", "tf", "lens", "ids", "terms")}
         seg["dead"] = [tuple(x) for x in meta["dead"]]
-        start = len(seg["indptr"]) - 1 - len(meta["terms"])
-        vocab.update((t, start + i) for i, t in enumerate(meta["terms"]) if t)
         _check_segment(seg, len(segs))
         segs.append(seg)
     if not any(len(s["ids"]) for s in segs):
         return None, [], int(manifest["generation"])
-    model = SegmentedBM25(segs, vocab)
+    model = SegmentedBM25(segs, lambda: _vocab(segs))
     return model, model.ids, int(manifest["generation"])
+
+
+def _vocab(segs: list[dict]) -> dict[str, int]:
+    """term -> id from the terms each segment added (built when a query first needs it)."""
+    vocab: dict[str, int] = {}
+    for seg in segs:
+        start = len(seg["indptr"]) - 1 - len(seg["terms"])
+        vocab.update((t.decode("utf-8"), start + i) for i, t in enumerate(seg["terms"].tolist()) if t)
+    return vocab
 
 
 def _check_segment(seg: dict, number: int) -> None:
