@@ -459,6 +459,20 @@ def _technical(word: str) -> bool:
     return any(c.isdigit() or c in "_-" for c in word) or any(c.isupper() for c in word[1:])
 
 
+def _typed_names(question: str) -> list[str]:
+    """The question's words typed as names: technical ones (:func:`_technical`), capitalised words inside an
+    English sentence ("was Congrats evaluated"), and in a Chinese question every Latin word of 3+ letters
+    (Chinese users type Latin only for names and terms)."""
+    cjk = any(_is_cjk(ch) for ch in question)
+    out = []
+    for m in _NAMEISH.finditer(question):
+        word, before = m.group(), question[:m.start()].rstrip()
+        inside = bool(before) and before[-1] not in ".?!:;\"'“‘(（「"
+        if _technical(word) or (cjk and len(word) >= 3) or (inside and word[0].isupper() and len(word) >= 3):
+            out.append(word)
+    return out
+
+
 def rare_token_papers(store, question: str, settings: Settings) -> list[str]:
     """Papers holding a technical word of the question that almost no other passage holds: a name the
     user typed (a method, dataset or model name that is not in any title) is the strongest signal there is,
@@ -468,7 +482,7 @@ def rare_token_papers(store, question: str, settings: Settings) -> list[str]:
         return []
     model, ids, _ = loaded
     sc, vocab, out = model.scores, model.vocab_dict, []
-    for word in filter(_technical, _NAMEISH.findall(question)):
+    for word in _typed_names(question):
         toks = [t for t in tokenize(word, settings.bm25_tokenizer)[:1] if t in vocab]
         for col in (vocab[t] for t in toks):
             docs = sc["indices"][sc["indptr"][col]:sc["indptr"][col + 1]]
