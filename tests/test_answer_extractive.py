@@ -357,3 +357,28 @@ def test_author_lists_keep_only_papers_with_that_author():
 def test_how_do_they_differ_gives_what_each_paper_contributes():
     text, cites, _ = answer("There are two MOON papers. How do they differ?", _moons())
     assert {c.arxiv_id for c in cites} == {"2508.11999", "2511.11305"} and "MBE" in text and "20%" in text
+
+
+def test_term_forms_users_type_match_the_text():
+    """A name matches its releases (MOON ~ MOON3.0, not BERT ~ BERT4Rec); a month of a year is a date term
+    matched by ISO prefix; an acronym defined in parentheses after "we propose ..." is the paper's own name."""
+    from rag.qa.terms import Term, _find_strong, date_terms, names_paper
+
+    assert _find_strong("moon", "", "we propose moon3.0, the first") >= 0
+    assert _find_strong("moon", "", "moon-2 is") >= 0
+    assert _find_strong("bert", "", "bert4rec is a model") < 0 and _find_strong("moon", "", "moonlight") < 0
+    assert [t.key for t in date_terms("2504.12007 在 2025 年 4 月的日报里叫什么？")[0]] == ["2025-04"]
+    assert [t.key for t in date_terms("papers from April 2025, Market 2024 and mayday 2024")[0]] == ["2025-04"]
+    assert [t.key for t in date_terms("listed on 2025年4月17日")[0]] == ["2025-04-17"]
+    text = ("we propose a novel modeling paradigm: action-aware generative sequence network (a2gen), which refines "
+            "user actions. it reduces vram usage by 40%.")
+    assert names_paper(Term("A2Gen", "a2gen", "strong"), "action-aware generative sequence modeling", text)
+    assert not names_paper(Term("VRAM", "vram", "strong"), "action-aware generative sequence modeling", text)
+
+
+def test_expansion_falls_back_to_a_parenthesised_definition():
+    from rag.qa.compose import _defines, _spells_out
+
+    s = "we propose the symmetric masked generative paradigm for ctr prediction (sgctr), a novel framework"
+    assert not _spells_out(s, "sgctr") and _defines(s, "sgctr")
+    assert not _defines("during inference they revert to a standard paradigm", "sgctr")

@@ -274,12 +274,21 @@ def _expansion_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
     keys = [t.key for t in part.required if t.key.replace("-", "").isalnum()]
     lines = []
     for src in _disambiguate(part, _best_named(part, ok), ctx) or ok:
-        unit = next((u for u in src.units if u.kind != "meta" and any(_spells_out(u.text, k) for k in keys)), None)
+        units = [u for u in src.units if u.kind != "meta"]
+        unit = next((u for u in units if any(_spells_out(u.text, k) for k in keys)), None) or \
+            next((u for u in units if any(_defines(u.norm, k) for k in keys)), None)
         if unit is not None:
             lines.append(Line(src, [Scored(src, unit, src.units.index(unit), 1.0, 1.0, None)]))
     if lines:
         return PartAnswer(part, lines[:1 + ctx.cfg.max_runners])
     return _content_part(replace(part, aspect="content"), ok, ctx)
+
+
+def _defines(low: str, key: str) -> bool:
+    """A looser definition than :func:`_spells_out`: "... words (KEY)" or "KEY (words)" (initials may skip
+    words or use a whole acronym: "Symmetric masked Generative paradigm for CTR prediction (SGCTR)")."""
+    k = re.escape(key)
+    return bool(re.search(rf"\w[\w\s\-]{{8,}}\(\s*{k}\s*[),;]|(?<![a-z0-9-]){k}\s*\([a-z][^()]{{6,200}}\)", low))
 
 
 def _spells_out(text: str, key: str) -> bool:
