@@ -439,11 +439,11 @@ def pinned_papers(store, question: str) -> list[str]:
     """Papers named in the question by arXiv ID, exact title or short name (e.g. 'LEMUR'): papers
     named by id first, then by title, each in catalogue order. Looks up the question's word n-grams,
     so the cost does not grow with the catalogue."""
-    from .text import normalize_title
+    from .text import normalize_title, plain_latex
 
     index = _title_index(store)
     by_id = sorted({i for m in _ARXIV_ID.finditer(question) for i in index.by_id.get(m.group(1), ())}, reverse=True)
-    words = normalize_title(question).split()
+    words = normalize_title(plain_latex(question)).split()  # "Align^3GR" typed for "Align$^3$GR"
     by_title = sorted({i for a in range(len(words)) for b in range(a + 1, min(len(words), a + index.max_words) + 1)
                        for i in index.by_phrase.get(" ".join(words[a:b]), ())})
     return list(dict.fromkeys(index.paper_ids[i] for i in by_id + by_title))

@@ -382,3 +382,13 @@ def test_expansion_falls_back_to_a_parenthesised_definition():
     s = "we propose the symmetric masked generative paradigm for ctr prediction (sgctr), a novel framework"
     assert not _spells_out(s, "sgctr") and _defines(s, "sgctr")
     assert not _defines("during inference they revert to a standard paradigm", "sgctr")
+
+
+def test_caret_superscripts_and_submitted_venues():
+    from rag.qa.question import aspect_of
+    from rag.text import norm, plain_latex
+
+    assert plain_latex("Who wrote Align^3GR?") == "Who wrote Align3GR?"
+    assert norm("Align$^3$GR") == norm("Align³GR") == norm("Align^3GR") == norm("Align^{3}GR") == "align3gr"
+    assert aspect_of("Where was the paper submitted?") == "venue" and aspect_of("这篇投稿到哪里了？") == "venue"
+    assert aspect_of("When was the paper submitted?") == "submitted"
