@@ -392,3 +392,13 @@ def test_caret_superscripts_and_submitted_venues():
     assert norm("Align$^3$GR") == norm("Align³GR") == norm("Align^3GR") == norm("Align^{3}GR") == "align3gr"
     assert aspect_of("Where was the paper submitted?") == "venue" and aspect_of("这篇投稿到哪里了？") == "venue"
     assert aspect_of("When was the paper submitted?") == "submitted"
+
+
+def test_quantity_comparisons_are_recognised():
+    from rag.qa.compose import _QUANTITY
+
+    assert _QUANTITY.search("DualGR vs A2Gen: which reported the bigger watch-time gain?")
+    assert _QUANTITY.search("Which responds faster, X or Y? Give the latencies.")
+    assert _QUANTITY.search("X 和 Y 分别有多少道题目？")
+    assert not _QUANTITY.search("How do X and Y differ in how valuations depend on the context?")
+    assert not _QUANTITY.search("两者都想让推理更高效，哪个需要训练模型？")

@@ -579,8 +579,11 @@ def _compare_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
     lines = []
     asks = [t for t in part.terms if t.key not in set().union(*(_names(part, s) for s in named))
             and not _aspect_word(t, "compare")]
+    quantity = bool(_QUANTITY.search(part.text))
     for src in named[:4]:
         units = _content_units(part, src, ctx)
+        if quantity:  # "which is faster / gains more": the sentences stating numbers first
+            units = sorted(units, key=lambda u: (not (u.lexical > 0 and _new_number(u.unit.text, part.text)),))
         best = next((u for u in units if u.unit.kind == "sentence"), units[0] if units else None)
         if not asks or best is None or best.lexical == 0:  # "how do they differ?": what each one is
             best = _contribution(src) or best
@@ -588,6 +591,11 @@ def _compare_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
             lines.append(Line(src, [best]))
     return PartAnswer(part, lines) if lines else PartAnswer(part, missing=_weak_missing(part, ok, ctx))
 
+
+# A comparison of quantities: comparatives and the measures they are about (the answer is numbers).
+_QUANTITY = re.compile(r"\b(?:bigger|larger|smaller|higher|lower|faster|slower|more|fewer|less|better|worse|"
+                       r"latenc(?:y|ies)|speed|gains?|improvements?|how\s+(?:many|much))\b|"
+                       r"多少|提升了?多少|延迟|速度", re.I)
 
 _CONTRIBUTION = re.compile(r"\b(?:we|this\s+(?:paper|work|study)|our\s+(?:approach|method|framework))\s+"
                            r"(?:first\s+|further\s+)?(?:propose|introduce|present|develop|design|build)\w*|"
