@@ -402,3 +402,18 @@ def test_quantity_comparisons_are_recognised():
     assert _QUANTITY.search("X 和 Y 分别有多少道题目？")
     assert not _QUANTITY.search("How do X and Y differ in how valuations depend on the context?")
     assert not _QUANTITY.search("两者都想让推理更高效，哪个需要训练模型？")
+
+
+def test_a_named_papers_part_without_matching_words_gets_its_sentence_shaped_like_the_answer():
+    """"X: which sensors does the data come from": the text never says "sensor", but its sentence naming two
+    instruments answers it; a "how many" part takes a number only from a sentence sharing a word with it."""
+    hits = [hit(1, "TIRAuxCloud: A Thermal Infrared Dataset for Cloud Detection", "2602.21905",
+                passage("We present TIRAuxCloud, a dataset for cloud detection in thermal infrared imagery. "
+                        "Imagery is drawn from Landsat-8 and VIIRS overpasses over five continents. "
+                        "To overcome the scarcity of manual cloud labels, we include automated cloud masks.")),
+            hit(2, "Unrelated", "2601.00001", passage("A study of graph neural networks for molecules."))]
+    text, cites, _ = answer("TIRAuxCloud: which satellite sensors does the data come from, and how do they cope "
+                            "with the lack of manual cloud labels?", hits)
+    assert "Landsat-8 and VIIRS" in text and "automated cloud masks" in text and CANNOT_ANSWER not in text
+    text, _, _ = answer("How many test samples does the TIRAuxCloud benchmark hold?", hits)
+    assert "five continents" not in text

@@ -366,7 +366,8 @@ def _content_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
     cfg = ctx.cfg
     top = ranked[0][1][0].score if ranked else 0.0
     if top < (cfg.list_min if part.listing else cfg.content_min):
-        return PartAnswer(part, missing=_weak_missing(part, ok, ctx))
+        shaped = None if part.listing else _shaped(part, ok, ctx)
+        return shaped or PartAnswer(part, missing=_weak_missing(part, ok, ctx))
     if part.listing:
         keep = [r for r in ranked if r[1][0].score >= max(cfg.list_min, cfg.list_rel * top)]
     else:
@@ -374,6 +375,22 @@ def _content_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
     lines = [Line(src, _pick(units, part, first=(i == 0 and not part.listing)), _contrast(part, src))
              for i, (src, units) in enumerate(keep)]
     return PartAnswer(part, lines)
+
+
+def _shaped(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer | None:
+    """A part about one paper the question names ("X: which sensors does the data come from", "..., and which
+    benchmarks is it tested on?") whose words that paper's text does not use: its first sentence shaped like
+    the answer, i.e. naming two things the question does not (which datasets/models/...), or stating a number
+    and sharing a word with the part (how many)."""
+    named = [s for s in ok if s.names & {t.key for t in part.required}]
+    if len(named) != 1 or not (asks_entity(part.text) or part.aspect == "count"):
+        return None
+    asked = {t.key for t in part.terms}
+    shape = (lambda u: u.lexical > 0 and _new_number(u.unit.text, part.text)) if part.aspect == "count" else \
+        (lambda u: len(_new_names(u.unit.text, asked)) >= 2)
+    units = [u for u in ctx.scored(part, named[0]) if u.unit.kind == "sentence" and shape(u)]
+    units = sorted(units, key=lambda u: (-u.lexical, u.pos))
+    return PartAnswer(part, [Line(named[0], units[:1])]) if units else None
 
 
 def _pick(units: list[Scored], part: Part, first: bool) -> list[Scored]:
