@@ -417,3 +417,10 @@ def test_a_named_papers_part_without_matching_words_gets_its_sentence_shaped_lik
     assert "Landsat-8 and VIIRS" in text and "automated cloud masks" in text and CANNOT_ANSWER not in text
     text, _, _ = answer("How many test samples does the TIRAuxCloud benchmark hold?", hits)
     assert "five continents" not in text
+
+
+def test_a_version_number_of_the_asked_name_is_not_a_new_number():
+    from rag.qa.compose import _new_number
+
+    assert not _new_number("we propose MOON3.0, the first reasoning-aware model", "How many parameters does MOON3.0 have?")
+    assert _new_number("MOON3.0 has 7B parameters and 1,455 tokens", "How many parameters does MOON3.0 have?")

@@ -348,7 +348,7 @@ def _new_names(text: str, asked: set[str]) -> set[str]:
 def _new_number(sentence: str, question: str) -> bool:
     """Does the sentence state a number the question does not already contain ("ARC Prize 2025")?"""
     # not "ARC-AGI-2", "GPT-4", "MUOT_3M", nor list markers "(2)" / "2)"
-    number = r"(?<![A-Za-z\-_(])\d+(?:[.,]\d+)?(?![A-Za-z]*[\-_][A-Za-z])(?!\))"
+    number = r"(?<![A-Za-z0-9\-_(.])\d+(?:[.,]\d+)*(?![A-Za-z]*[\-_][A-Za-z])(?!\))"  # not the "0" of "MOON3.0"
     asked = set(re.findall(r"\d+(?:[.,]\d+)?", question))
     return any(n not in asked for n in re.findall(number, sentence)) or \
         bool(re.search(r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?|"
