@@ -424,3 +424,20 @@ def test_a_version_number_of_the_asked_name_is_not_a_new_number():
 
     assert not _new_number("we propose MOON3.0, the first reasoning-aware model", "How many parameters does MOON3.0 have?")
     assert _new_number("MOON3.0 has 7B parameters and 1,455 tokens", "How many parameters does MOON3.0 have?")
+
+
+def test_a_name_the_index_has_never_seen_must_be_in_the_evidence():
+    from rag.qa.compose import Config, with_stats
+    from rag.qa.question import analyse
+
+    class Stats:
+        def share(self, text):
+            return None if text in ("Shopee", "Chinese") else 0.001
+
+        def papers(self, text):
+            return 1
+
+    a, _ = with_stats(analyse("Which paper describes a recommender deployed at Shopee?"), Stats(), Config())
+    assert [t.text for t in a.parts[0].required] == ["Shopee"]
+    a, _ = with_stats(analyse("Which paper's Chinese summary mentions Douyin?"), Stats(), Config())
+    assert "Chinese" not in [t.text for t in a.parts[0].required]

@@ -126,19 +126,26 @@ def decide(ctx: "_Ctx", cfg: Config) -> Plan:
 
 
 def with_stats(a: Analysis, stats: Stats | None, cfg: Config) -> tuple[Analysis, dict[str, float]]:
-    """Terms re-weighed by how common they are in the index: frequent words weigh less, and a frequent
-    named/technical term (e.g. "ID" in a recommender corpus) is no longer required."""
+    """Terms re-weighed by how common they are in the index: frequent words weigh less, a frequent
+    named/technical term (e.g. "ID" in a recommender corpus) is no longer required, and a capitalised name
+    no passage of the index holds is required (so the answer says the digests do not mention it)."""
     if stats is None:
         return a, {}
     shares = {t.key: stats.share(t.key if t.kind == "cjk" else t.text) for t in a.terms}
     rarity = {k: _rarity(v, cfg) for k, v in shares.items()}
     common = {t.key for t in a.terms if t.kind == "strong" and (shares[t.key] or 0.0) > cfg.focus_max_share
               and stats.papers(t.text) > cfg.focus_min_papers}
-    if not common:
+    # a capitalised name the index has never seen ("deployed at Shopee") is what the question is about
+    absent = {t.key for t in a.terms if t.kind == "name" and shares[t.key] is None and t.key not in _DIGEST_LANGUAGES}
+    if not common and not absent:
         return a, rarity
-    fix = lambda ts: tuple(replace(t, kind="common") if t.key in common else t for t in ts)  # noqa: E731
+    kinds = {**{k: "common" for k in common}, **{k: "strong" for k in absent}}
+    fix = lambda ts: tuple(replace(t, kind=kinds[t.key]) if t.key in kinds else t for t in ts)  # noqa: E731
     parts = tuple(replace(p, terms=fix(p.terms)) for p in a.parts)
     return replace(a, parts=parts, terms=fix(a.terms)), rarity
+
+
+_DIGEST_LANGUAGES = frozenset({"chinese", "english"})  # "its Chinese summary": the digest's languages, not a name
 
 
 def _rarity(share: float | None, cfg: Config) -> float:
