@@ -441,3 +441,12 @@ def test_a_name_the_index_has_never_seen_must_be_in_the_evidence():
     assert [t.text for t in a.parts[0].required] == ["Shopee"]
     a, _ = with_stats(analyse("Which paper's Chinese summary mentions Douyin?"), Stats(), Config())
     assert "Chinese" not in [t.text for t in a.parts[0].required]
+
+
+def test_a_code_link_stand_in_needs_a_release_not_public_benchmarks():
+    from rag.qa.compose import _ASPECT_SENTENCE
+
+    code = _ASPECT_SENTENCE["code"]
+    assert not code.search("We validate our model on public Amazon benchmarks and demonstrate gains.")
+    assert code.search("Code and models are publicly available at our project page.")
+    assert code.search("The dataset is released to the community.")

@@ -39,7 +39,7 @@ _ASPECT_SENTENCE = {
     "venue": re.compile(r"\b(?:accepted|appear|proceedings|conference|workshop|journal|published)\b|录用|会议|期刊",
                         re.I),
     "code": re.compile(r"https?://|github\.com|huggingface|\b(?:code|weights|models?|data(?:set)?s?)\b.{0,40}"
-                       r"\b(?:available|released|public)\b|\bavailable\s+at\b|代码|开源", re.I),
+                       r"\b(?:available|released|open-sourced?)\b|\bavailable\s+at\b|代码|开源", re.I),
     "affiliation": re.compile(r"\b(?:deploy\w*|online|industr(?:y|ial)|platforms?|compan(?:y|ies)|in\s+production|"
                               r"launched|serving|real-world)\b|部署|线上|工业|平台|公司", re.I),
 }
