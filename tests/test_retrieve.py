@@ -160,7 +160,7 @@ def test_pinned_papers_equal_a_scan_of_every_title(sample_settings):
 
     from rag.retrieve import _ARXIV_ID, pinned_papers
     from rag.store import open_store
-    from rag.text import normalize_title
+    from rag.text import normalize_title, plain_latex
 
     st = open_store(sample_settings)
     try:
@@ -173,7 +173,7 @@ def test_pinned_papers_equal_a_scan_of_every_title(sample_settings):
 
         def scan(question):
             ids = {m.group(1) for m in _ARXIV_ID.finditer(question)}
-            q, first, rest = f" {normalize_title(question)} ", [], []
+            q, first, rest = f" {normalize_title(plain_latex(question))} ", [], []  # Align^3GR ~ Align$^3$GR
             for pid, arxiv_id, title in rows:
                 norm = normalize_title(title)
                 short = normalize_title(title.split(":")[0]) if ":" in title else ""
