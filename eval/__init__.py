@@ -1,9 +1,9 @@
-"""digestqa evaluation: a fixed question set over the bundled sample, offline metrics, reports, BEIR.
+"""digestqa evaluation: bundled question sets (dev/test over the sample and real corpora), offline metrics, reports, BEIR.
 
 Function API (used by the UI)::
 
     from eval import run_eval
-    rep = run_eval(questions_path=None,   # None -> bundled eval/questions.jsonl
+    rep = run_eval(questions_path=None,   # None -> bundled eval/sets/sample-dev.jsonl
                    settings=None,         # None -> Settings.from_env(); its index is used as it is
                    out_dir=None,          # None -> runs/<timestamp>
                    corpus=None,           # paths to ingest first (e.g. rag.api.sample_paths())

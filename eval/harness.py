@@ -189,7 +189,7 @@ def run_eval(questions_path: str | Path | None = None, settings: Settings | None
 
 def _run_info(s: Settings, qpath: Any, ingest_info: dict | None, retrieval_only: bool, temp_index: bool) -> dict:
     answerer, reason = s.llm_choice()
-    return {"questions_file": str(qpath or "bundled eval/questions.jsonl"), "answerer": answerer,
+    return {"questions_file": str(qpath or "bundled eval/sets/sample-dev.jsonl"), "answerer": answerer,
             "reason": reason, "model": s.model if answerer == "llm" else None, "embedder": s.embedder,
             "index_dir": None if temp_index else s.index_dir, "temp_index": temp_index,
             "retrieval_only": retrieval_only, "ingest": ingest_info,

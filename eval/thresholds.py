@@ -54,3 +54,57 @@ def gate(report: Mapping[str, Any], thresholds: Mapping[str, Any]) -> list[str]:
         if kind in report.get("per_kind", {}):
             fails += _check(f"kind {kind}:", report["per_kind"][kind], limits)
     return fails
+
+
+GATED = ("hit@5", "mrr", "citation_recall", "citation_precision", "citation_validity", "fact_recall",
+         "abstention_accuracy", "false_abstention", "parts_answered", "language_match", "support")
+MIN_KIND_QUESTIONS = 5  # per-kind limits only for kinds with at least this many questions (dev sets)
+
+
+def _limit(name: str, value: float, margin: float) -> float:
+    """A limit just past a measured value: floored to 2 decimals minus ``margin`` for a minimum, ceiled plus
+    ``margin`` for a maximum (so one changed question of a big set does not trip it)."""
+    import math
+
+    if name in LOWER_IS_BETTER:
+        return round(min(1.0, math.ceil(value * 100) / 100 + margin), 2)
+    return round(max(0.0, math.floor(value * 100) / 100 - margin), 2)
+
+
+def _section(metrics: Mapping[str, Any], margin: float) -> dict[str, float]:
+    return {m: _limit(m, metrics[m], margin) for m in GATED if metrics.get(m) is not None}
+
+
+def suggest(summary: Mapping[str, Any], overall_margin: float = 0.01, kind_margin: float = 0.02) -> str:
+    """thresholds.toml text from a ``digestqa eval`` summary.json: every set's overall metrics; per kind
+    only for dev sets (a test set's kinds have a handful of questions each) with enough questions."""
+    lines = []
+    for name, doc in summary["sets"].items():
+        lines += [f"[{name}.overall]", *_toml(_section(doc["metrics"], overall_margin)),
+                  '"latency_p95_ms" = 3000.0', ""]
+        if not name.endswith("-dev"):
+            continue
+        for kind, m in sorted(doc["per_kind"].items()):
+            if (m.get("questions") or 0) >= MIN_KIND_QUESTIONS:
+                lines += [f"[{name}.kind.{kind}]", *_toml(_section(m, kind_margin)), ""]
+    return "\n".join(lines)
+
+
+def _toml(section: Mapping[str, float]) -> list[str]:
+    return [f'"{k}" = {v}' for k, v in section.items()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m eval.thresholds",
+                                description="Print thresholds.toml sections just under a measured run's metrics.")
+    p.add_argument("summary", help="summary.json of a `digestqa eval` run (all sets)")
+    args = p.parse_args(argv)
+    print(suggest(json.loads(Path(args.summary).read_text(encoding="utf-8"))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

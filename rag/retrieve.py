@@ -615,11 +615,11 @@ def pinned_papers(store, question: str) -> list[str]:
     """Papers named in the question by arXiv ID, exact title or short name (e.g. 'LEMUR'): papers
     named by id first, then by title, each in catalogue order. Looks up the question's word n-grams,
     so the cost does not grow with the catalogue."""
-    from .text import normalize_title
+    from .text import normalize_title, plain_latex
 
     index = _title_index(store)
     by_id = sorted({i for m in _ARXIV_ID.finditer(question) for i in index.by_id.get(m.group(1), ())}, reverse=True)
-    words = normalize_title(question).split()
+    words = normalize_title(plain_latex(question)).split()  # "Align^3GR" typed for "Align$^3$GR"
     by_title = sorted({i for a in range(len(words)) for b in range(a + 1, min(len(words), a + index.max_words) + 1)
                        for i in index.by_phrase.get(" ".join(words[a:b]), ())})
     return list(dict.fromkeys(index.paper_ids[i] for i in by_id + by_title))
@@ -635,6 +635,20 @@ def _technical(word: str) -> bool:
     return any(c.isdigit() or c in "_-" for c in word) or any(c.isupper() for c in word[1:])
 
 
+def _typed_names(question: str) -> list[str]:
+    """The question's words typed as names: technical ones (:func:`_technical`), capitalised words inside an
+    English sentence ("was Congrats evaluated"), and in a Chinese question every Latin word of 3+ letters
+    (Chinese users type Latin only for names and terms)."""
+    cjk = any(_is_cjk(ch) for ch in question)
+    out = []
+    for m in _NAMEISH.finditer(question):
+        word, before = m.group(), question[:m.start()].rstrip()
+        inside = bool(before) and before[-1] not in ".?!:;\"'“‘(（「"
+        if _technical(word) or (cjk and len(word) >= 3) or (inside and word[0].isupper() and len(word) >= 3):
+            out.append(word)
+    return out
+
+
 def rare_token_papers(store, question: str, settings: Settings) -> list[str]:
     """Papers holding a technical word of the question that almost no other passage holds: a name the
     user typed (a method, dataset or model name that is not in any title) is the strongest signal there is,
@@ -644,7 +658,7 @@ def rare_token_papers(store, question: str, settings: Settings) -> list[str]:
         return []
     model, ids, _ = loaded
     vocab, out = model.vocab_dict, []
-    for word in filter(_technical, _NAMEISH.findall(question)):
+    for word in _typed_names(question):
         toks = [t for t in tokenize(word, settings.bm25_tokenizer)[:1] if t in vocab]
         for col in (vocab[t] for t in toks):
             docs = model.sorted_docs(model.column(col)[0])

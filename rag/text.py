@@ -201,14 +201,17 @@ def stem(word: str) -> str:
     return word
 
 
+_CARET = re.compile(r"(?<=\w)\^\{?(\w{1,3})\}?")  # Align^3GR, x^{2} typed without LaTeX dollars
+
+
 def plain_latex(text: str) -> str:
-    """``Align$^3$GR`` -> ``Align3GR`` (super/subscripts inline), case kept."""
-    return _LATEX_SUP_ANY.sub(r"\1", text or "")
+    """``Align$^3$GR`` / ``Align^3GR`` -> ``Align3GR`` (super/subscripts inline), case kept."""
+    return _CARET.sub(r"\1", _LATEX_SUP_ANY.sub(r"\1", text or ""))
 
 
 def norm(text: str) -> str:
-    """Comparable text: LaTeX ``$^3$`` -> ``3``, ``\\%`` -> ``%``, NFKC (``³`` -> ``3``), lowercase."""
-    text = _LATEX_SUP_ANY.sub(r"\1", unescape_latex(text or ""))
+    """Comparable text: LaTeX ``$^3$`` (or ``^3``) -> ``3``, ``\\%`` -> ``%``, NFKC (``³`` -> ``3``), lowercase."""
+    text = _CARET.sub(r"\1", _LATEX_SUP_ANY.sub(r"\1", unescape_latex(text or "")))
     return unicodedata.normalize("NFKC", text).lower()
 
 

@@ -357,3 +357,96 @@ def test_author_lists_keep_only_papers_with_that_author():
 def test_how_do_they_differ_gives_what_each_paper_contributes():
     text, cites, _ = answer("There are two MOON papers. How do they differ?", _moons())
     assert {c.arxiv_id for c in cites} == {"2508.11999", "2511.11305"} and "MBE" in text and "20%" in text
+
+
+def test_term_forms_users_type_match_the_text():
+    """A name matches its releases (MOON ~ MOON3.0, not BERT ~ BERT4Rec); a month of a year is a date term
+    matched by ISO prefix; an acronym defined in parentheses after "we propose ..." is the paper's own name."""
+    from rag.qa.terms import Term, _find_strong, date_terms, names_paper
+
+    assert _find_strong("moon", "", "we propose moon3.0, the first") >= 0
+    assert _find_strong("moon", "", "moon-2 is") >= 0
+    assert _find_strong("bert", "", "bert4rec is a model") < 0 and _find_strong("moon", "", "moonlight") < 0
+    assert [t.key for t in date_terms("2504.12007 在 2025 年 4 月的日报里叫什么？")[0]] == ["2025-04"]
+    assert [t.key for t in date_terms("papers from April 2025, Market 2024 and mayday 2024")[0]] == ["2025-04"]
+    assert [t.key for t in date_terms("listed on 2025年4月17日")[0]] == ["2025-04-17"]
+    text = ("we propose a novel modeling paradigm: action-aware generative sequence network (a2gen), which refines "
+            "user actions. it reduces vram usage by 40%.")
+    assert names_paper(Term("A2Gen", "a2gen", "strong"), "action-aware generative sequence modeling", text)
+    assert not names_paper(Term("VRAM", "vram", "strong"), "action-aware generative sequence modeling", text)
+
+
+def test_expansion_falls_back_to_a_parenthesised_definition():
+    from rag.qa.compose import _defines, _spells_out
+
+    s = "we propose the symmetric masked generative paradigm for ctr prediction (sgctr), a novel framework"
+    assert not _spells_out(s, "sgctr") and _defines(s, "sgctr")
+    assert not _defines("during inference they revert to a standard paradigm", "sgctr")
+
+
+def test_caret_superscripts_and_submitted_venues():
+    from rag.qa.question import aspect_of
+    from rag.text import norm, plain_latex
+
+    assert plain_latex("Who wrote Align^3GR?") == "Who wrote Align3GR?"
+    assert norm("Align$^3$GR") == norm("Align³GR") == norm("Align^3GR") == norm("Align^{3}GR") == "align3gr"
+    assert aspect_of("Where was the paper submitted?") == "venue" and aspect_of("这篇投稿到哪里了？") == "venue"
+    assert aspect_of("When was the paper submitted?") == "submitted"
+
+
+def test_quantity_comparisons_are_recognised():
+    from rag.qa.compose import _QUANTITY
+
+    assert _QUANTITY.search("DualGR vs A2Gen: which reported the bigger watch-time gain?")
+    assert _QUANTITY.search("Which responds faster, X or Y? Give the latencies.")
+    assert _QUANTITY.search("X 和 Y 分别有多少道题目？")
+    assert not _QUANTITY.search("How do X and Y differ in how valuations depend on the context?")
+    assert not _QUANTITY.search("两者都想让推理更高效，哪个需要训练模型？")
+
+
+def test_a_named_papers_part_without_matching_words_gets_its_sentence_shaped_like_the_answer():
+    """"X: which sensors does the data come from": the text never says "sensor", but its sentence naming two
+    instruments answers it; a "how many" part takes a number only from a sentence sharing a word with it."""
+    hits = [hit(1, "TIRAuxCloud: A Thermal Infrared Dataset for Cloud Detection", "2602.21905",
+                passage("We present TIRAuxCloud, a dataset for cloud detection in thermal infrared imagery. "
+                        "Imagery is drawn from Landsat-8 and VIIRS overpasses over five continents. "
+                        "To overcome the scarcity of manual cloud labels, we include automated cloud masks.")),
+            hit(2, "Unrelated", "2601.00001", passage("A study of graph neural networks for molecules."))]
+    text, cites, _ = answer("TIRAuxCloud: which satellite sensors does the data come from, and how do they cope "
+                            "with the lack of manual cloud labels?", hits)
+    assert "Landsat-8 and VIIRS" in text and "automated cloud masks" in text and CANNOT_ANSWER not in text
+    text, _, _ = answer("How many test samples does the TIRAuxCloud benchmark hold?", hits)
+    assert "five continents" not in text
+
+
+def test_a_version_number_of_the_asked_name_is_not_a_new_number():
+    from rag.qa.compose import _new_number
+
+    assert not _new_number("we propose MOON3.0, the first reasoning-aware model", "How many parameters does MOON3.0 have?")
+    assert _new_number("MOON3.0 has 7B parameters and 1,455 tokens", "How many parameters does MOON3.0 have?")
+
+
+def test_a_name_the_index_has_never_seen_must_be_in_the_evidence():
+    from rag.qa.compose import Config, with_stats
+    from rag.qa.question import analyse
+
+    class Stats:
+        def share(self, text):
+            return None if text in ("Shopee", "Chinese") else 0.001
+
+        def papers(self, text):
+            return 1
+
+    a, _ = with_stats(analyse("Which paper describes a recommender deployed at Shopee?"), Stats(), Config())
+    assert [t.text for t in a.parts[0].required] == ["Shopee"]
+    a, _ = with_stats(analyse("Which paper's Chinese summary mentions Douyin?"), Stats(), Config())
+    assert "Chinese" not in [t.text for t in a.parts[0].required]
+
+
+def test_a_code_link_stand_in_needs_a_release_not_public_benchmarks():
+    from rag.qa.compose import _ASPECT_SENTENCE
+
+    code = _ASPECT_SENTENCE["code"]
+    assert not code.search("We validate our model on public Amazon benchmarks and demonstrate gains.")
+    assert code.search("Code and models are publicly available at our project page.")
+    assert code.search("The dataset is released to the community.")

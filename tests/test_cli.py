@@ -168,3 +168,32 @@ def test_chat_follow_ups_keep_the_paper_for_three_turns_chinese(sample_settings)
     first, second, third = _turns(out)[:3]
     assert "LEMUR" in first and "Xintian Han" in second and "cs.IR" in third
     assert "CANNOT_ANSWER" not in second + third
+
+
+def _section_lines(title: str, prefix: str) -> list[str]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.+?)\n```", section, re.S)
+    return [ln.split("  #")[0].strip() for b in blocks for ln in b.splitlines() if ln.startswith(prefix)]
+
+
+def test_readme_eval_commands_parse():
+    """Every `digestqa eval ...` line of the README's Evaluation section is accepted by the parser, and every
+    `python -m eval.X` module it names answers --help."""
+    import shlex
+
+    from rag.cli import build_parser
+
+    evals = _section_lines("Evaluation", "digestqa eval")
+    assert len(evals) >= 5
+    for line in evals:
+        try:
+            build_parser().parse_args(shlex.split(line)[1:])
+        except SystemExit:
+            raise AssertionError(f"README command does not parse: {line}") from None
+    modules = {shlex.split(ln)[2] for ln in _section_lines("Evaluation", "python -m eval.")}
+    assert modules >= {"eval.calibrate", "eval.thresholds"}
+    for mod in modules:
+        r = subprocess.run([sys.executable, "-m", mod, "--help"], cwd=REPO, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0 and "usage:" in r.stdout, (mod, r.stderr[-500:])

@@ -187,3 +187,19 @@ def test_judge_without_llm_says_why(fake_api, tmp_path, capsys):
     args = cli_args(tmp_path, questions=fake_api["qfile"], out=tmp_path / "r", judge=True, index=".")
     cli.run(args, fake_api["settings"])
     assert "--judge needs an LLM" in capsys.readouterr().out
+
+
+def test_suggested_thresholds_sit_just_past_the_measured_run_and_gate_it():
+    import tomllib
+
+    from eval.thresholds import gate, suggest
+
+    run = {"metrics": {"citation_recall": 0.8567, "false_abstention": 0.11, "latency_p95_ms": 90.0, "mrr": None},
+           "per_kind": {"fact": {"questions": 9, "fact_recall": 0.5}, "list": {"questions": 2, "fact_recall": 0.0}}}
+    limits = tomllib.loads(suggest({"sets": {"x-dev": run, "x-test": run}}))
+    assert limits["x-test"]["overall"] == {"citation_recall": 0.84, "false_abstention": 0.12, "latency_p95_ms": 3000.0}
+    assert limits["x-dev"]["kind"] == {"fact": {"fact_recall": 0.48}}  # kinds of < 5 questions and test sets: none
+    assert "kind" not in limits["x-test"]
+    assert gate(run, limits["x-dev"]) == []
+    worse = {**run, "metrics": {**run["metrics"], "false_abstention": 0.13}}
+    assert gate(worse, limits["x-dev"]) == ["overall false_abstention = 0.1300 is above maximum 0.12"]

@@ -160,7 +160,7 @@ def test_pinned_papers_equal_a_scan_of_every_title(sample_settings):
 
     from rag.retrieve import _ARXIV_ID, pinned_papers
     from rag.store import open_store
-    from rag.text import normalize_title
+    from rag.text import normalize_title, plain_latex
 
     st = open_store(sample_settings)
     try:
@@ -173,7 +173,7 @@ def test_pinned_papers_equal_a_scan_of_every_title(sample_settings):
 
         def scan(question):
             ids = {m.group(1) for m in _ARXIV_ID.finditer(question)}
-            q, first, rest = f" {normalize_title(question)} ", [], []
+            q, first, rest = f" {normalize_title(plain_latex(question))} ", [], []  # Align^3GR ~ Align$^3$GR
             for pid, arxiv_id, title in rows:
                 norm = normalize_title(title)
                 short = normalize_title(title.split(":")[0]) if ":" in title else ""
@@ -213,3 +213,12 @@ def test_bm25_scores_equal_bm25s_and_search_respects_allowed(sample_settings):
             assert [c for c, _ in bm25_search(st, q, sample_settings, 10, allowed)] == [c for c, _ in hits[1:]]
     finally:
         st.close()
+
+
+def test_typed_names_are_technical_words_capitalised_inside_a_sentence_or_latin_in_chinese():
+    from rag.retrieve import _typed_names
+
+    assert _typed_names("Which platform was Congrats evaluated on?") == ["Congrats"]
+    assert _typed_names("What does GR4AD do? Where is it used") == ["GR4AD"]  # sentence-initial words are not names
+    assert _typed_names("Congrats（图结构生成式重排）在哪个平台上线？ab") == ["Congrats"]  # Latin in Chinese; 2 letters: no
+    assert _typed_names("how does the model work") == []

@@ -39,7 +39,7 @@ _ASPECT_SENTENCE = {
     "venue": re.compile(r"\b(?:accepted|appear|proceedings|conference|workshop|journal|published)\b|录用|会议|期刊",
                         re.I),
     "code": re.compile(r"https?://|github\.com|huggingface|\b(?:code|weights|models?|data(?:set)?s?)\b.{0,40}"
-                       r"\b(?:available|released|public)\b|\bavailable\s+at\b|代码|开源", re.I),
+                       r"\b(?:available|released|open-sourced?)\b|\bavailable\s+at\b|代码|开源", re.I),
     "affiliation": re.compile(r"\b(?:deploy\w*|online|industr(?:y|ial)|platforms?|compan(?:y|ies)|in\s+production|"
                               r"launched|serving|real-world)\b|部署|线上|工业|平台|公司", re.I),
 }
@@ -126,19 +126,26 @@ def decide(ctx: "_Ctx", cfg: Config) -> Plan:
 
 
 def with_stats(a: Analysis, stats: Stats | None, cfg: Config) -> tuple[Analysis, dict[str, float]]:
-    """Terms re-weighed by how common they are in the index: frequent words weigh less, and a frequent
-    named/technical term (e.g. "ID" in a recommender corpus) is no longer required."""
+    """Terms re-weighed by how common they are in the index: frequent words weigh less, a frequent
+    named/technical term (e.g. "ID" in a recommender corpus) is no longer required, and a capitalised name
+    no passage of the index holds is required (so the answer says the digests do not mention it)."""
     if stats is None:
         return a, {}
     shares = {t.key: stats.share(t.key if t.kind == "cjk" else t.text) for t in a.terms}
     rarity = {k: _rarity(v, cfg) for k, v in shares.items()}
     common = {t.key for t in a.terms if t.kind == "strong" and (shares[t.key] or 0.0) > cfg.focus_max_share
               and stats.papers(t.text) > cfg.focus_min_papers}
-    if not common:
+    # a capitalised name the index has never seen ("deployed at Shopee") is what the question is about
+    absent = {t.key for t in a.terms if t.kind == "name" and shares[t.key] is None and t.key not in _DIGEST_LANGUAGES}
+    if not common and not absent:
         return a, rarity
-    fix = lambda ts: tuple(replace(t, kind="common") if t.key in common else t for t in ts)  # noqa: E731
+    kinds = {**{k: "common" for k in common}, **{k: "strong" for k in absent}}
+    fix = lambda ts: tuple(replace(t, kind=kinds[t.key]) if t.key in kinds else t for t in ts)  # noqa: E731
     parts = tuple(replace(p, terms=fix(p.terms)) for p in a.parts)
     return replace(a, parts=parts, terms=fix(a.terms)), rarity
+
+
+_DIGEST_LANGUAGES = frozenset({"chinese", "english"})  # "its Chinese summary": the digest's languages, not a name
 
 
 def _rarity(share: float | None, cfg: Config) -> float:
@@ -274,12 +281,21 @@ def _expansion_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
     keys = [t.key for t in part.required if t.key.replace("-", "").isalnum()]
     lines = []
     for src in _disambiguate(part, _best_named(part, ok), ctx) or ok:
-        unit = next((u for u in src.units if u.kind != "meta" and any(_spells_out(u.text, k) for k in keys)), None)
+        units = [u for u in src.units if u.kind != "meta"]
+        unit = next((u for u in units if any(_spells_out(u.text, k) for k in keys)), None) or \
+            next((u for u in units if any(_defines(u.norm, k) for k in keys)), None)
         if unit is not None:
             lines.append(Line(src, [Scored(src, unit, src.units.index(unit), 1.0, 1.0, None)]))
     if lines:
         return PartAnswer(part, lines[:1 + ctx.cfg.max_runners])
     return _content_part(replace(part, aspect="content"), ok, ctx)
+
+
+def _defines(low: str, key: str) -> bool:
+    """A looser definition than :func:`_spells_out`: "... words (KEY)" or "KEY (words)" (initials may skip
+    words or use a whole acronym: "Symmetric masked Generative paradigm for CTR prediction (SGCTR)")."""
+    k = re.escape(key)
+    return bool(re.search(rf"\w[\w\s\-]{{8,}}\(\s*{k}\s*[),;]|(?<![a-z0-9-]){k}\s*\([a-z][^()]{{6,200}}\)", low))
 
 
 def _spells_out(text: str, key: str) -> bool:
@@ -339,7 +355,7 @@ def _new_names(text: str, asked: set[str]) -> set[str]:
 def _new_number(sentence: str, question: str) -> bool:
     """Does the sentence state a number the question does not already contain ("ARC Prize 2025")?"""
     # not "ARC-AGI-2", "GPT-4", "MUOT_3M", nor list markers "(2)" / "2)"
-    number = r"(?<![A-Za-z\-_(])\d+(?:[.,]\d+)?(?![A-Za-z]*[\-_][A-Za-z])(?!\))"
+    number = r"(?<![A-Za-z0-9\-_(.])\d+(?:[.,]\d+)*(?![A-Za-z]*[\-_][A-Za-z])(?!\))"  # not the "0" of "MOON3.0"
     asked = set(re.findall(r"\d+(?:[.,]\d+)?", question))
     return any(n not in asked for n in re.findall(number, sentence)) or \
         bool(re.search(r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?|"
@@ -357,7 +373,8 @@ def _content_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
     cfg = ctx.cfg
     top = ranked[0][1][0].score if ranked else 0.0
     if top < (cfg.list_min if part.listing else cfg.content_min):
-        return PartAnswer(part, missing=_weak_missing(part, ok, ctx))
+        shaped = None if part.listing else _shaped(part, ok, ctx)
+        return shaped or PartAnswer(part, missing=_weak_missing(part, ok, ctx))
     if part.listing:
         keep = [r for r in ranked if r[1][0].score >= max(cfg.list_min, cfg.list_rel * top)]
     else:
@@ -365,6 +382,22 @@ def _content_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
     lines = [Line(src, _pick(units, part, first=(i == 0 and not part.listing)), _contrast(part, src))
              for i, (src, units) in enumerate(keep)]
     return PartAnswer(part, lines)
+
+
+def _shaped(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer | None:
+    """A part about one paper the question names ("X: which sensors does the data come from", "..., and which
+    benchmarks is it tested on?") whose words that paper's text does not use: its first sentence shaped like
+    the answer, i.e. naming two things the question does not (which datasets/models/...), or stating a number
+    and sharing a word with the part (how many)."""
+    named = [s for s in ok if s.names & {t.key for t in part.required}]
+    if len(named) != 1 or not (asks_entity(part.text) or part.aspect == "count"):
+        return None
+    asked = {t.key for t in part.terms}
+    shape = (lambda u: u.lexical > 0 and _new_number(u.unit.text, part.text)) if part.aspect == "count" else \
+        (lambda u: len(_new_names(u.unit.text, asked)) >= 2)
+    units = [u for u in ctx.scored(part, named[0]) if u.unit.kind == "sentence" and shape(u)]
+    units = sorted(units, key=lambda u: (-u.lexical, u.pos))
+    return PartAnswer(part, [Line(named[0], units[:1])]) if units else None
 
 
 def _pick(units: list[Scored], part: Part, first: bool) -> list[Scored]:
@@ -570,8 +603,11 @@ def _compare_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
     lines = []
     asks = [t for t in part.terms if t.key not in set().union(*(_names(part, s) for s in named))
             and not _aspect_word(t, "compare")]
+    quantity = bool(_QUANTITY.search(part.text))
     for src in named[:4]:
         units = _content_units(part, src, ctx)
+        if quantity:  # "which is faster / gains more": the sentences stating numbers first
+            units = sorted(units, key=lambda u: (not (u.lexical > 0 and _new_number(u.unit.text, part.text)),))
         best = next((u for u in units if u.unit.kind == "sentence"), units[0] if units else None)
         if not asks or best is None or best.lexical == 0:  # "how do they differ?": what each one is
             best = _contribution(src) or best
@@ -579,6 +615,11 @@ def _compare_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
             lines.append(Line(src, [best]))
     return PartAnswer(part, lines) if lines else PartAnswer(part, missing=_weak_missing(part, ok, ctx))
 
+
+# A comparison of quantities: comparatives and the measures they are about (the answer is numbers).
+_QUANTITY = re.compile(r"\b(?:bigger|larger|smaller|higher|lower|faster|slower|more|fewer|less|better|worse|"
+                       r"latenc(?:y|ies)|speed|gains?|improvements?|how\s+(?:many|much))\b|"
+                       r"多少|提升了?多少|延迟|速度", re.I)
 
 _CONTRIBUTION = re.compile(r"\b(?:we|this\s+(?:paper|work|study)|our\s+(?:approach|method|framework))\s+"
                            r"(?:first\s+|further\s+)?(?:propose|introduce|present|develop|design|build)\w*|"

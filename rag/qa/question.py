@@ -35,9 +35,9 @@ _ASPECTS: tuple[tuple[str, re.Pattern], ...] = (
                                r"哪家|哪(?:个|所|些)(?:公司|企业|机构|大学|实验室|团队|平台|单位)|"
                                r"什么(?:公司|企业|机构|大学|实验室|团队|平台)|单位|机构", re.I)),
     ("authors", re.compile(r"\b(?:who|whom|authors?|authored|wrote|written\s+by|co-?authors?)\b|作者|谁", re.I)),
-    ("venue", re.compile(r"\bwhere\b[^?？]{0,60}\b(?:published|accepted|presented|appear\w*)\b|"
+    ("venue", re.compile(r"\bwhere\b[^?？]{0,60}\b(?:published|accepted|presented|submitted|appear\w*)\b|"
                          r"\b(?:venues?|conferences?|journals?|workshops?|accepted|proceedings|"
-                         r"published\s+(?:at|in|by)(?!\s+\d{4})|appear(?:s|ed)?\s+(?:in|at))\b|会议|期刊|录用|接收|发表在|发表于",
+                         r"published\s+(?:at|in|by)(?!\s+\d{4})|appear(?:s|ed)?\s+(?:in|at))\b|会议|期刊|录用|接收|发表在|发表于|投稿|投到",
                          re.I)),
     ("doi", re.compile(r"\bdoi\b", re.I)),
     ("license", re.compile(r"\blicen[cs]e[ds]?\b|许可|授权", re.I)),

@@ -39,7 +39,12 @@ _DATES = (
     (re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b"), lambda g: (g[0], g[1], g[2])),
     (re.compile(r"\b(\d{1,2})[- ]([A-Za-z]{3})[a-z]*[- ,]+(\d{4})\b"), lambda g: (g[2], _MONTHS.get(g[1].lower()[:3]), g[0])),
     (re.compile(r"\b([A-Za-z]{3})[a-z]*\.? (\d{1,2}),? (\d{4})\b"), lambda g: (g[2], _MONTHS.get(g[0].lower()[:3]), g[1])),
-    (re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日?"), lambda g: (g[0], g[1], g[2])),
+    (re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?"), lambda g: (g[0], g[1], g[2])),
+    # a month: "2025 年 4 月", "April 2025", "Apr. 2025" (matched as the YYYY-MM prefix of ISO dates)
+    (re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月(?:份)?"), lambda g: (g[0], g[1], None)),
+    (re.compile(r"\b(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+                r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?,? (\d{4})\b", re.I),
+     lambda g: (g[1], _MONTHS.get(g[0].lower()[:3]), None)),
 )
 
 
@@ -61,14 +66,15 @@ class Term:
 
 
 def date_terms(question: str) -> tuple[list[Term], str]:
-    """Full dates as ISO-keyed terms, and the question with them blanked out."""
+    """Dates (full, or a month of a year) as ISO-keyed terms, and the question with them blanked out."""
     out = []
     for rx, parts in _DATES:
         for m in rx.finditer(question):
             y, mo, d = parts(m.groups())
             if mo:
-                out.append(Term(m.group(0), f"{int(y):04d}-{int(mo):02d}-{int(d):02d}", "date"))
-        question = rx.sub(" ", question)
+                key = f"{int(y):04d}-{int(mo):02d}" + (f"-{int(d):02d}" if d else "")
+                out.append(Term(m.group(0), key, "date"))
+                question = question.replace(m.group(0), " ")
     return out, question
 
 
@@ -205,6 +211,9 @@ def _find_strong(key: str, acronym: str, hay: str) -> int:
         pos = _bounded(key[:-1], hay)
     if pos < 0 and key[-1].isalpha():  # VAE ~ VAEs, LLM ~ LLMs
         pos = _bounded(key + "s", hay)
+    if pos < 0 and key[-1].isalpha():  # a release of the name: MOON ~ MOON2.0, MOON-3 (not BERT ~ BERT4Rec)
+        m = re.search(r"(?<![a-z0-9])" + re.escape(key) + r"-?v?\d+(?:\.\d+)*(?![a-z0-9])", hay)
+        pos = m.start() if m else -1
     if pos < 0 and acronym:
         pos = _bounded(acronym, hay)
         pos = pos if pos >= 0 else acronym_at(acronym, hay)
@@ -257,6 +266,7 @@ def names_paper(term: Term, title: str, text: str = "") -> bool:
         return True
     k = re.escape(key)
     return bool(re.search(rf"\b{_OWN}\s+(?:\S+\s+){{0,8}}?{k}(?![a-z0-9-])|"
+                          rf"\b{_OWN}\s+(?:[^\s.]+\s+){{1,12}}?\({k}\)|"  # "we propose A Long Name (ALN)"
                           rf"(?:^|\.\s)(?:the\s+)?{k}\s*(?:,|is|framework|model|system|benchmark|dataset)", text))
 
 
