@@ -173,13 +173,15 @@ def _bm25(store) -> list[Finding]:
     if loaded is None:
         if not n:
             return []
-        what = f"damaged ({store.bm25_error})" if store.bm25_error else "missing"
+        what = f"damaged ({store.bm25_error})" if store.bm25_error else \
+            "in an older format (an ask or repair rebuilds it)" if store.bm25_old_format else "missing"
         return [Finding(False, "bm25", f"{store.bm25_dir} is {what}")]
     model, ids, gen = loaded
     if gen != store.generation():
         return [Finding(False, "bm25", f"{store.bm25_dir} is out of date (generation {gen}, catalogue "
                                        f"{store.generation()}; an ask or repair rebuilds it)")]
     live = sorted(store.chunk_hashes())
+    ids = sorted(model.live_ids()) if model is not None else list(ids)
     if ids != live:
         return [Finding(False, "bm25", f"{store.bm25_dir} indexes {len(ids)} chunks, the catalogue has {n}")]
     return [Finding(True, "bm25", f"{len(ids)} chunks indexed")]
@@ -229,8 +231,8 @@ def _open_or_salvage(settings: Settings, report: RepairReport):
 
 
 def _rebuild(store, report: RepairReport, progress) -> None:
+    from .delta import full_plan
     from .ingest import _Run, _sync_chunks
-    from .merge import merge_papers, paper_hash
     from .retrieve import rebuild_bm25
 
     run = _Run(store.settings, progress)
@@ -240,13 +242,12 @@ def _rebuild(store, report: RepairReport, progress) -> None:
     forgot = store.forget_chunks_without_vectors(ids)
     if forgot:
         report.actions.append(f"{forgot} passages had no vector in Chroma: re-embedding them")
-    merged = merge_papers(store.all_records())
-    hashes = {p.paper_id: paper_hash(p) for p in merged}
-    before = store.paper_hashes()
+    delta = full_plan(store, set(), [], set())  # every record merged again; the link index rebuilt
+    merged, hashes, before = delta.papers, delta.hashes, delta.old_hashes
     if set(before) != set(hashes) or any(before[p] != h for p, h in hashes.items() if p in before):
         report.actions.append(f"papers re-merged from the records ({len(before)} -> {len(hashes)})")
-    added, stale = _sync_chunks(store, merged, set(hashes), set(before), run)
-    store.commit_files([], {}, merged, hashes, stale)
+    added, stale = _sync_chunks(store, merged, delta.removed, run)
+    store.commit_files([], {}, merged, hashes, stale, delta)
     store.delete_pending_vectors()
     if added or stale:
         report.actions.append(f"chunks: {added} written, {len(stale)} dropped")

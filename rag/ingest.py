@@ -447,29 +447,34 @@ def _capped(chunks: list[Chunk], run: _Run) -> list[Chunk]:
 
 
 def _index(store, file_rows: list[dict], new_records: dict[str, list[Paper]], run: _Run) -> IngestReport:
-    from .merge import merge_papers, paper_hash
-
     if not file_rows:
         return IngestReport()
     t0 = time.perf_counter()
-    old = [p for p in store.all_records() if not p.sources or p.sources[0].file not in new_records]
-    merged = merge_papers(old + [p for recs in new_records.values() for p in recs])
-    hashes = {p.paper_id: paper_hash(p) for p in merged}
-    old_hashes = store.paper_hashes()
+    delta = _plan(store, set(new_records), new_records, run)
     t0 = run.timer("merge", t0)
-    counts = _counts(new_records, merged, hashes, old_hashes)
-    changed = [p for p in merged if old_hashes.get(p.paper_id) != hashes[p.paper_id]]
-    added, stale = _sync_chunks(store, changed, set(hashes), set(old_hashes), run)
+    counts = _counts(new_records, delta.papers, delta.hashes, delta.old_hashes)
+    changed = [p for p in delta.papers if delta.old_hashes.get(p.paper_id) != delta.hashes[p.paper_id]]
+    added, stale = _sync_chunks(store, changed, delta.removed, run)
     t0 = time.perf_counter()
-    store.commit_files(file_rows, new_records, merged, hashes, stale)
+    generation = store.generation()
+    store.commit_files(file_rows, new_records, delta.papers, delta.hashes, stale, delta)
     store.delete_pending_vectors()
     t0 = run.timer("store", t0)
-    from .retrieve import rebuild_bm25
+    from .retrieve import update_bm25
 
-    rebuild_bm25(store)
+    update_bm25(store, {p.paper_id for p in changed} | set(delta.removed), generation, stale)
     run.timer("bm25", t0)
     return IngestReport(papers_new=counts[0], papers_updated=counts[1], papers_unchanged=counts[2],
                         chunks_added=added, chunks_removed=len(stale))
+
+
+def _plan(store, replaced: set[str], new_records: dict[str, list[Paper]], run: _Run):
+    """The catalogue change (rag.delta), saying so when an older catalogue's link index is built first."""
+    from .delta import plan
+
+    if not store.link_index_ready():
+        run.notes.append("upgrading the index for incremental ingest: merging its papers once to index their links")
+    return plan(store, replaced, new_records)
 
 
 def _counts(new_records, merged, hashes, old_hashes) -> tuple[int, int, int]:
@@ -481,17 +486,13 @@ def _counts(new_records, merged, hashes, old_hashes) -> tuple[int, int, int]:
     return new, updated, len(touched) - new - updated
 
 
-def _sync_chunks(store, changed: list[Paper], live: set[str], before: set[str], run: _Run) -> tuple[int, list[str]]:
+def _sync_chunks(store, changed: list[Paper], gone_papers: list[str], run: _Run) -> tuple[int, list[str]]:
     """Chunk, embed and upsert (as pending rows) the changed papers; returns (chunks written, stale chunk
     ids: those of the changed papers no longer produced and those of papers that are gone, dropped at the
     commit)."""
-    added, keep, existing = _upsert_changed(store, changed, run)
+    added, keep, existing = _upsert_changed(store, changed, run, gone_papers)
     _restore_vectors(store, store.discard_pending(keep), run)
-    changed_ids = {p.paper_id for p in changed}
-    gone_papers = before - live
-    stale = [cid for cid in existing if cid not in keep and
-             (cid.rsplit(":", 2)[0] in changed_ids or cid.rsplit(":", 2)[0] in gone_papers)]
-    return added, stale
+    return added, [cid for cid in existing if cid not in keep]
 
 
 def _restore_vectors(store, chunk_ids: list[str], run: _Run) -> None:
@@ -507,15 +508,17 @@ def _restore_vectors(store, chunk_ids: list[str], run: _Run) -> None:
     _embed_and_upsert(store, chunks, run, pending=False)
 
 
-def _upsert_changed(store, changed: list[Paper], run: _Run) -> tuple[int, set[str], dict[str, str]]:
+def _upsert_changed(store, changed: list[Paper], run: _Run,
+                    gone_papers=()) -> tuple[int, set[str], dict[str, str]]:
     """Chunk, embed and upsert (as pending rows) the changed papers a group at a time (memory stays
     bounded by the group, not the corpus): (chunks written, chunk ids of the changed papers, chunk hashes
-    before). Pending rows an interrupted ingest left are reused when they match (their vectors are in
-    Chroma)."""
+    before of the changed and ``gone_papers``). Pending rows an interrupted ingest left are reused when they
+    match (their vectors are in Chroma)."""
     from .chunk import chunk_papers
 
     t0 = time.perf_counter()
-    existing, pending = store.chunk_hashes(), store.pending_hashes()
+    existing = store.chunk_hashes_of([p.paper_id for p in changed] + list(gone_papers))
+    pending = store.pending_hashes()
     run.timer("store", t0)
     keep: set[str] = set()
     added = to_embed = 0
@@ -674,24 +677,16 @@ def remove_files(files: list[str], settings: Settings, progress: Progress | None
 
 
 def _unindex(store, gone_files: set[str], run: _Run) -> RemoveReport:
-    from .merge import merge_papers, paper_hash
-    from .retrieve import rebuild_bm25
+    from .retrieve import update_bm25
 
-    old_hashes = store.paper_hashes()
-    before = set(old_hashes)
-    from_gone = {p.paper_id for p in store.all_records() if p.sources and p.sources[0].file in gone_files}
-    merged = merge_papers(store.records_except(gone_files))
-    hashes = {p.paper_id: paper_hash(p) for p in merged}
-    changed = [p for p in merged if old_hashes.get(p.paper_id) != hashes[p.paper_id]]
-    added, keep, existing = _upsert_changed(store, changed, run)
-    _restore_vectors(store, store.discard_pending(keep), run)
-    changed_ids = {p.paper_id for p in changed}
-    gone_papers = before - set(hashes)
-    stale = [cid for cid in existing if cid not in keep and
-             (cid.rsplit(":", 2)[0] in changed_ids or cid.rsplit(":", 2)[0] in gone_papers)]
-    store.remove_files(sorted(gone_files), merged, hashes, stale)
+    delta = _plan(store, gone_files, {}, run)
+    changed = [p for p in delta.papers if delta.old_hashes.get(p.paper_id) != delta.hashes[p.paper_id]]
+    added, stale = _sync_chunks(store, changed, delta.removed, run)
+    generation = store.generation()
+    store.remove_files(sorted(gone_files), delta.papers, delta.hashes, stale, delta)
     store.delete_pending_vectors()
-    rebuild_bm25(store)
-    kept = tuple(sorted(pid for pid in from_gone if pid in hashes))
+    update_bm25(store, {p.paper_id for p in changed} | set(delta.removed), generation, stale)
+    kept = tuple(sorted(pid for pid in delta.touched if pid in delta.hashes))
+    gone_papers = delta.removed
     return RemoveReport(files=tuple(sorted(gone_files)), papers_removed=len(gone_papers), papers_kept=kept,
                         chunks_added=added, chunks_removed=len(stale), passages_embedded=run.embedded)

@@ -249,17 +249,14 @@ def _occurrences(big: str, starts: list[int], word: str) -> set[int]:
 def _candidates(anchors: set[str], texts: Sequence[str]) -> set[int]:
     """Indices of texts containing any anchor word (case-insensitively).
 
-    A str.find scan of the joined texts per anchor (lower-case and Capitalised; the joined text is
-    lower-cased once when there are many anchors): no per-abstract Python work.
+    A str.find scan of the lower-cased joined texts per anchor: no per-abstract Python work. Always
+    case-insensitive, so which texts are found never depends on how many anchors a batch has (an
+    incremental merge of a few papers links exactly as a merge of everything).
     """
-    big = "\x00".join(texts)
-    starts = list(accumulate((len(t) + 1 for t in texts[:-1]), initial=0))
-    words = sorted(anchors)
-    if len(words) > 8:
-        big = big.lower()
-    else:
-        words = sorted({v for w in words for v in (w, w.capitalize())})
-    return set().union(*(_occurrences(big, starts, w) for w in words))
+    lowered = [t.lower() for t in texts]  # each text on its own: lower() may change a text's length
+    big = "\x00".join(lowered)
+    starts = list(accumulate((len(t) + 1 for t in lowered[:-1]), initial=0))
+    return set().union(*(_occurrences(big, starts, w) for w in sorted(anchors)))
 
 
 def _maybe_has(text_lower: str, clause: str) -> bool:
@@ -319,6 +316,12 @@ def _anchor(norm_title: str) -> str:
     return max(_ANCHOR.findall(norm_title), key=len, default="")
 
 
+def _plain_title(title: str) -> bool:
+    """An ASCII title without LaTeX ^/_: its normalize_title form has the same [a-z]{4,} runs as its
+    lower-cased self, so the anchor prefilter is exact for it (others are always normalised)."""
+    return title.isascii() and "^" not in title and "_" not in title
+
+
 def _link_by_title(idless: Sequence[Paper], ided: Sequence[Paper]) -> dict[str, str]:
     wanted = {normalize_title(p.title): p.paper_id for p in idless if not p.title_derived and p.title}
     wanted.pop("", None)
@@ -328,7 +331,7 @@ def _link_by_title(idless: Sequence[Paper], ided: Sequence[Paper]) -> dict[str, 
     for p in ided:
         if p.title_derived or not p.title:
             continue
-        if not scan_all and anchors.isdisjoint(_ANCHOR.findall(p.title.lower())):
+        if not scan_all and _plain_title(p.title) and anchors.isdisjoint(_ANCHOR.findall(p.title.lower())):
             continue
         key = normalize_title(p.title)
         if key in wanted:
@@ -390,3 +393,37 @@ def paper_hash(paper: Paper) -> str:
     d["extra"] = sorted(paper.extra)
     blob = json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha1(blob.encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------- incremental merge (see rag.delta)
+
+def group_records(papers: Iterable[Paper]) -> dict[str, list[Paper]]:
+    """Records by paper_id, each group in source order (as merge_papers groups them)."""
+    groups: dict[str, list[Paper]] = defaultdict(list)
+    for p in sorted(papers, key=_record_key):
+        groups[p.paper_id].append(p)
+    return groups
+
+
+def merge_groups(groups: dict[str, list[Paper]]) -> dict[str, Paper]:
+    """One record per paper_id group, before ID-less linking (groups as group_records makes them)."""
+    with no_gc():
+        return _merge_all(groups)
+
+
+def merge_one(pid: str, records: Sequence[Paper]) -> Paper:
+    """The merged record of ``pid`` from its group's records plus those of the ID-less groups linked
+    into it (what merge_papers returns for ``pid``: the records are sorted by source first)."""
+    return _merge_all({pid: sorted(records, key=_record_key)})[pid]
+
+
+def link_keys(p: Paper) -> tuple[bool, str | None, set[str]]:
+    """What ID-less linking reads of a paper_id group's merged record: (has an arXiv id, its title key
+    (None when derived or empty), its clauses: an ID'd record's >= MIN_CLAUSE_WORDS-word abstract clauses
+    (what a summary can hit), an ID-less record's summary clauses (see _query))."""
+    key = normalize_title(p.title) if p.title and not p.title_derived else ""
+    if p.arxiv_id:
+        clauses = {c for c in _clauses(p.abstract) if c.count(" ") + 1 >= MIN_CLAUSE_WORDS} if p.abstract else set()
+    else:
+        clauses = {c for _, cl in _query(p) for c in cl}
+    return bool(p.arxiv_id), key or None, clauses

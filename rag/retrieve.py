@@ -10,6 +10,7 @@ import threading
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
+from bisect import bisect_right
 from itertools import chain
 
 from .config import Settings
@@ -137,23 +138,201 @@ def chunk_tokens_texts(chunks: list, mode: str) -> list[str]:
 
 # ---------------------------------------------------------------- BM25 index
 
+# The BM25 index is a list of segments (rag.store.save_bm25_segment): each holds the raw term frequencies
+# of some chunks (a CSC matrix term -> chunk positions), its chunks' lengths and ids, and the terms it
+# added to the vocabulary; later segments mark the positions of chunks they replace or that are gone as
+# dead. Scores are computed at query time for the query's terms from the live chunks' statistics (number
+# of chunks, mean length, document frequencies), which is what a rebuild from scratch would precompute:
+# an ingest appends one small segment for the papers it changed instead of rebuilding everything, and
+# the segments are merged into one (rebuild) when they hold more than _BM25_MERGE_SHARE of the chunks.
+_BM25_MERGE_SHARE = 0.2
+_BM25_MAX_SEGMENTS = 24
+
+
 def rebuild_bm25(store) -> None:
-    """Rebuild the BM25 files from the chunks' stored term ids (called after every ingest)."""
-    store.save_bm25(*bm25_from_catalogue(store))
+    """Rebuild the BM25 files from the chunks' stored term ids, as one segment."""
+    gen = store.generation()
+    store.save_bm25_segment(_segment(store, None), gen, replace=True)
+
+
+def update_bm25(store, paper_ids: set[str], generation_before: int, stale: list[str] = ()) -> None:
+    """After a commit that changed (or removed) the chunks of ``paper_ids`` (dropping the chunks ``stale``):
+    append a segment with their chunks as they are now, marking every earlier copy of those and of the
+    stale ones dead; rebuild instead when the files were not those of ``generation_before`` (the catalogue
+    as it was before this commit), or are too fragmented."""
+    manifest = store.bm25_manifest()
+    if manifest is None or manifest["generation"] != generation_before or not sum(manifest["docs"]):
+        return rebuild_bm25(store)
+    seg = _segment(store, paper_ids)
+    added = len(seg["ids"]) + sum(manifest["docs"][1:])
+    if len(manifest["segments"]) + 1 > _BM25_MAX_SEGMENTS or added > _BM25_MERGE_SHARE * max(1, store.chunk_count()):
+        return rebuild_bm25(store)
+    dead = store.bm25_positions(manifest, [*seg["ids"], *stale])
+    store.save_bm25_segment(seg, store.generation(), dead=dead)
 
 
 def bm25_from_catalogue(store):
-    """(BM25 model or None, chunk ids, generation) built from the chunks' stored term ids."""
+    """(BM25 model or None, chunk ids, generation) built in memory from the chunks' stored term ids."""
+    gen = store.generation()
     import numpy as np
 
-    gen = store.generation()
-    ids, buf, lens = store.chunk_token_ids()
-    model = None
-    if ids:
-        tok = np.frombuffer(buf, dtype=np.int32)
-        model = build_bm25_ids(tok, np.frombuffer(lens, dtype=np.int32).astype(np.int64), store.terms())
-        del tok, buf
-    return model, ids, gen
+    seg = _segment(store, None)
+    seg["ids"] = np.array([c.encode("utf-8") for c in seg["ids"]], dtype=bytes)
+    model = SegmentedBM25([seg], dict(store.terms())) if len(seg["ids"]) else None
+    return model, (model.ids if model else []), gen
+
+
+def _segment(store, paper_ids: set[str] | None) -> dict:
+    """A segment's arrays for these papers' live chunks (None: every chunk), chunk ids sorted."""
+    import numpy as np
+
+    ids, buf, lens = store.chunk_token_ids(paper_ids)
+    n_terms = store.term_count()
+    tok = np.frombuffer(buf, dtype=np.int32)
+    lens = np.frombuffer(lens, dtype=np.int32).astype(np.int64)
+    indptr, docs, tf = _tf_matrix(tok, lens, n_terms)
+    return {"ids": ids, "lens": lens.astype(np.int32), "indptr": indptr, "docs": docs, "tf": tf,
+            "n_terms": n_terms}
+
+
+def _tf_matrix(tok, lens, n_terms: int):
+    """(indptr, docs, tf): term frequencies as a CSC matrix term -> documents (docs sorted per term)."""
+    import numpy as np
+
+    n = len(lens)
+    if not n:
+        return np.zeros(n_terms + 1, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
+    docs = np.repeat(np.arange(n, dtype=np.int32), lens)
+    buckets = max(1, -(-len(tok) // _BM25_BUCKET))
+    step = -(-max(1, n_terms) // buckets)
+    parts = [_postings(tok, docs, n, lo, lo + step) for lo in range(0, max(1, n_terms), step)]
+    del docs
+    col, row, tf = (np.concatenate(x) for x in zip(*parts))
+    indptr = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(np.bincount(col, minlength=n_terms), out=indptr[1:])
+    return indptr, row, tf
+
+
+class _Ids:
+    """The chunk id at each BM25 position, read from the segments' (memory-mapped) id arrays on demand."""
+
+    def __init__(self, arrays: list, offsets: list[int]):
+        self.arrays, self.offsets = arrays, offsets
+        self._list: list[str] | None = None
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    def __getitem__(self, i: int) -> str:
+        if self._list is not None:
+            return self._list[i]
+        i = int(i) + (len(self) if i < 0 else 0)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        k = bisect_right(self.offsets, i) - 1
+        return bytes(self.arrays[k][i - self.offsets[k]]).decode("utf-8")
+
+    def as_list(self) -> list[str]:
+        if self._list is None:
+            self._list = [x.decode("utf-8") for a in self.arrays for x in a.tolist()]
+        return self._list
+
+    def __iter__(self):
+        return iter(self.as_list())
+
+    def __eq__(self, other) -> bool:
+        return self.as_list() == list(other)
+
+
+class SegmentedBM25:
+    """BM25 (lucene scoring, k1 0.9, b 0.4: what build_bm25 precomputes) over segments, scored at query
+    time. Positions: the segments' chunks back to back (``ids``; dead positions are never returned)."""
+
+    def __init__(self, segments: list[dict], vocab, k1: float = 0.9, b: float = 0.4):
+        """``vocab``: term -> id, or a function returning it (called when a query first needs it)."""
+        import numpy as np
+
+        self.k1, self.b = k1, b
+        self.segs = segments
+        self.segments = len(segments)
+        self._vocab = vocab
+        self.offsets = np.cumsum([0] + [len(s["lens"]) for s in segments])
+        self.ids = _Ids([s["ids"] for s in segments], [int(x) for x in self.offsets])
+        alive = np.ones(len(self.ids), dtype=bool)
+        for s, off in zip(segments, self.offsets):
+            for seg_no, pos in s.get("dead", ()):
+                alive[self.offsets[seg_no] + pos] = False
+        self.alive = alive
+        lens = np.concatenate([s["lens"] for s in segments]).astype(np.int64) if segments else np.zeros(0, np.int64)
+        live_lens = lens[alive]
+        self.num_docs = int(alive.sum())
+        mean = float(live_lens.mean()) if self.num_docs else 1.0
+        self.norm = (k1 * ((1 - b) + b * lens / (mean or 1.0))).astype(np.float32)
+        self._rank = None
+
+    @property
+    def vocab_dict(self) -> dict[str, int]:
+        if callable(self._vocab):
+            self._vocab = self._vocab()
+        return self._vocab
+
+    def live_ids(self) -> list[str]:
+        import numpy as np
+
+        ids = self.ids.as_list()
+        return [ids[i] for i in np.flatnonzero(self.alive)]
+
+    def column(self, col: int):
+        """(positions, term frequencies) of the live chunks holding term ``col``."""
+        import numpy as np
+
+        docs, tfs = [], []
+        for s, off in zip(self.segs, self.offsets):
+            ip = s["indptr"]
+            if col + 1 < len(ip) and ip[col + 1] > ip[col]:
+                docs.append(np.asarray(s["docs"][ip[col]:ip[col + 1]], dtype=np.int64) + int(off))
+                tfs.append(np.asarray(s["tf"][ip[col]:ip[col + 1]]))
+        if not docs:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        d, t = np.concatenate(docs), np.concatenate(tfs)
+        keep = self.alive[d]
+        return d[keep], t[keep].astype(np.float32)
+
+    def df(self, col: int) -> int:
+        return len(self.column(col)[0])
+
+    def weights(self, col: int):
+        """(positions, BM25 weight of the term in each): idf * tf / (norm + tf), float32 as build_bm25."""
+        import numpy as np
+
+        docs, tf = self.column(col)
+        n, df = self.num_docs, len(docs)
+        idf = np.log1p(np.array([(n - df + 0.5) / (df + 0.5)])).astype(np.float32)[0]
+        data = np.full(len(docs), idf, dtype=np.float32)
+        data *= tf / (self.norm[docs] + tf)
+        return docs, data
+
+    def rank(self):
+        """Each position's rank in chunk id order (ties in a ranking are broken by chunk id)."""
+        import numpy as np
+
+        if self._rank is None and self.segments == 1 and self.num_docs == len(self.ids):
+            self._rank = np.arange(len(self.ids))  # one segment: its chunk ids are sorted
+        if self._rank is None:
+            order = np.argsort(np.concatenate([np.asarray(s["ids"]) for s in self.segs]), kind="stable")
+            rank = np.empty(len(self.ids), dtype=np.int64)
+            rank[order] = np.arange(len(self.ids))
+            self._rank = rank
+        return self._rank
+
+    def sorted_docs(self, docs):
+        """Positions in chunk id order."""
+        import numpy as np
+
+        return docs[np.argsort(self.rank()[docs], kind="stable")]
+
+    def get_scores(self, toks: list[str]):
+        return bm25_scores(self, toks)
 
 
 def bm25_from_token_texts(token_texts: list[str | None]):
@@ -284,24 +463,22 @@ def bm25_search(store, query: str, settings: Settings, n: int,
     scores = bm25_scores(model, toks)
     if allowed is not None:
         scores *= np.fromiter((cid in allowed for cid in ids), dtype=np.float32, count=len(ids))
-    k = min(n, len(ids))
-    top = np.argpartition(-scores, k - 1)[:k] if k < len(ids) else np.arange(len(ids))
-    top = top[np.lexsort((top, -scores[top]))]  # best first; ties by position
-    return [(ids[int(d)], float(scores[d])) for d in top if scores[d] > 0]
+    hit = np.flatnonzero(scores > 0)
+    if len(hit) > n:  # the n best, and every chunk tied with the n-th (cut below, by chunk id)
+        hit = hit[scores[hit] >= np.partition(scores[hit], len(hit) - n)[len(hit) - n]]
+    top = hit[np.lexsort((model.rank()[hit], -scores[hit]))][:n]  # best first; ties by chunk id
+    return [(ids[int(d)], float(scores[d])) for d in top]
 
 
 def bm25_scores(model, toks: list[str]):
-    """Every document's BM25 score for the query tokens: the sum of the tokens' columns of the
-    model's precomputed CSC score matrix (what bm25s.retrieve computes, without its thread pool
-    and progress bar, which cost ~20 ms per query)."""
+    """Every position's BM25 score for the query tokens: the sum of the tokens' weights, computed per
+    term from the live chunks' statistics (SegmentedBM25.weights), in token order."""
     import numpy as np
 
-    sc = model.scores
-    indptr, indices, data = sc["indptr"], sc["indices"], sc["data"]
-    cols = [model.vocab_dict[t] for t in toks]
-    idx = np.concatenate([indices[indptr[c]:indptr[c + 1]] for c in cols])
-    weights = np.concatenate([data[indptr[c]:indptr[c + 1]] for c in cols])
-    return np.bincount(idx, weights=weights, minlength=int(sc["num_docs"])).astype(np.float32)
+    parts = [model.weights(model.vocab_dict[t]) for t in toks]
+    idx = np.concatenate([d for d, _ in parts])
+    weights = np.concatenate([w for _, w in parts])
+    return np.bincount(idx, weights=weights, minlength=len(model.ids)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -314,25 +491,24 @@ class TermStats:
 
     def _column(self, text: str) -> int | None:
         """The BM25 column of the word's rarest token (None if no token of it is indexed)."""
-        sc, vocab = self.model.scores, self.model.vocab_dict
+        vocab = self.model.vocab_dict
         cols = [vocab[t] for t in tokenize(text, self.mode) if t in vocab]
-        return min(cols, key=lambda c: sc["indptr"][c + 1] - sc["indptr"][c]) if cols else None
+        return min(cols, key=lambda c: (self.model.df(c), cols.index(c))) if cols else None
 
     def share(self, text: str) -> float | None:
         """Share of indexed passages holding the word; None if it is not indexed at all."""
         c = self._column(text)
         if c is None:
             return None
-        sc = self.model.scores
-        return int(sc["indptr"][c + 1] - sc["indptr"][c]) / max(1, int(sc["num_docs"]))
+        return self.model.df(c) / max(1, self.model.num_docs)
 
     def papers(self, text: str, cap: int = 50) -> int:
         """How many papers hold the word (counted up to ``cap``)."""
         c = self._column(text)
         if c is None:
             return 0
-        sc, seen = self.model.scores, set()
-        for d in sc["indices"][sc["indptr"][c]:sc["indptr"][c + 1]]:
+        seen = set()
+        for d in self.model.sorted_docs(self.model.column(c)[0]):
             seen.add(self.ids[int(d)].rsplit(":", 2)[0])
             if len(seen) >= cap:
                 break
@@ -481,11 +657,11 @@ def rare_token_papers(store, question: str, settings: Settings) -> list[str]:
     if loaded is None or loaded[0] is None:
         return []
     model, ids, _ = loaded
-    sc, vocab, out = model.scores, model.vocab_dict, []
+    vocab, out = model.vocab_dict, []
     for word in _typed_names(question):
         toks = [t for t in tokenize(word, settings.bm25_tokenizer)[:1] if t in vocab]
         for col in (vocab[t] for t in toks):
-            docs = sc["indices"][sc["indptr"][col]:sc["indptr"][col + 1]]
+            docs = model.sorted_docs(model.column(col)[0])
             papers = list(dict.fromkeys(ids[int(d)].rsplit(":", 2)[0] for d in docs))
             if len(docs) <= RARE_PIN_PASSAGES and len(papers) <= RARE_PIN_PAPERS:
                 out += [p for p in papers if p not in out]

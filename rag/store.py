@@ -3,10 +3,12 @@
 Layout of the index dir (one set per collection name, so a changed embedder or chunking never
 reuses stale vectors):
 
-    <index>/catalogue-<collection>.sqlite   files, raw records per file, merged papers, chunks
+    <index>/catalogue-<collection>.sqlite   files, raw records per file, merged papers, chunks, the link
+                                             index of incremental merges (rag.delta)
     <index>/chroma/                          Chroma PersistentClient (unless --chroma-url is given):
                                              vectors with paper_id, date_int, field, lang
-    <index>/bm25-<collection>/               bm25s index + chunk ids, stamped with a generation
+    <index>/bm25-<collection>/               BM25 segments (term frequencies + sorted chunk ids) and a
+                                             manifest naming them, stamped with a generation (rag.retrieve)
     <index>/uploads/                         files uploaded through the UI
 
 An index built by an older SCHEMA_VERSION (another collection name) is still opened and read by
@@ -60,7 +62,7 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, sha TEXT NOT NULL, size INTEGER, mtime REAL, format TEXT,
     papers INTEGER, errors INTEGER, ingested_at REAL);
 CREATE TABLE IF NOT EXISTS records (file TEXT NOT NULL, idx INTEGER NOT NULL, json TEXT NOT NULL,
-    PRIMARY KEY (file, idx));
+    paper_id TEXT, PRIMARY KEY (file, idx));
 CREATE TABLE IF NOT EXISTS papers (paper_id TEXT PRIMARY KEY, hash TEXT NOT NULL, json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT PRIMARY KEY, paper_id TEXT NOT NULL, field TEXT, lang TEXT, text TEXT,
@@ -73,6 +75,13 @@ CREATE TABLE IF NOT EXISTS chunks_pending (
     arxiv_id TEXT, embedded INTEGER NOT NULL DEFAULT 1, tok_ids BLOB);
 CREATE TABLE IF NOT EXISTS terms (term TEXT PRIMARY KEY, id INTEGER NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS link_groups (paper_id TEXT PRIMARY KEY, ided INTEGER NOT NULL, title_key TEXT,
+    link TEXT);
+CREATE INDEX IF NOT EXISTS link_groups_key ON link_groups(title_key) WHERE title_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS link_groups_link ON link_groups(link) WHERE link IS NOT NULL;
+CREATE TABLE IF NOT EXISTS link_clauses (paper_id TEXT NOT NULL, clause INTEGER NOT NULL, ided INTEGER NOT NULL,
+    PRIMARY KEY (paper_id, clause)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS link_clauses_clause ON link_clauses(clause, ided);
 """
 
 
@@ -138,6 +147,7 @@ class Store:
         self._terms: dict[str, int] | None = None
         self._count_cache: tuple[int, int, int] | None = None
         self.bm25_error: str | None = None  # why the BM25 files could not be read (see load_bm25)
+        self.bm25_old_format = False  # the BM25 files are an older digestqa's (rebuilt, see load_bm25)
         if self.readonly:
             self.db = _connect_read_only(self.db_path)
             return
@@ -165,6 +175,13 @@ class Store:
             self.db.execute("ALTER TABLE chunks ADD COLUMN tok_ids BLOB")  # catalogues from before it
         # rows still lacking term ids (only after that migration): found without scanning the table
         self.db.execute("CREATE INDEX IF NOT EXISTS chunks_no_ids ON chunks(chunk_id) WHERE tok_ids IS NULL")
+        if "paper_id" not in {r[1] for r in self.db.execute("PRAGMA table_info(records)")}:
+            # catalogues from before incremental ingest: records found by paper id (rag.delta)
+            with self.db:
+                self.db.execute("ALTER TABLE records ADD COLUMN paper_id TEXT")
+                self.db.execute("UPDATE records SET paper_id = json_extract(json, '$.paper_id')")
+                self.db.execute("DELETE FROM meta WHERE key='link_index'")
+        self.db.execute("CREATE INDEX IF NOT EXISTS records_paper ON records(paper_id)")
 
     # ------------------------------------------------------------ Chroma
 
@@ -304,16 +321,19 @@ class Store:
         return [paper_from_json(r[0]) for r in self.db.execute("SELECT json FROM records ORDER BY file, idx")]
 
     def commit_files(self, files: list[dict], records: dict[str, list[Paper]], papers: list[Paper],
-                     hashes: dict[str, str], stale_chunks: Iterable[str] = ()) -> None:
+                     hashes: dict[str, str], stale_chunks: Iterable[str] = (), delta=None) -> None:
         """Record ingested files, their raw records and the new merged catalogue, atomically, with
         the pending chunk rows made live and ``stale_chunks`` dropped (their vectors are listed for
         :meth:`delete_pending_vectors`). Only catalogue rows that differ are written (a day added to a
         big index stays cheap); rows are serialised one at a time and compared inside SQLite, so
-        memory does not grow with the catalogue (holding it all cost ~400 MB at 20k papers)."""
+        memory does not grow with the catalogue (holding it all cost ~400 MB at 20k papers).
+
+        ``delta`` (a rag.delta.Delta): ``papers`` are only the papers it recomputed, ``delta.removed`` the
+        ones gone, and its link index rows are written too; without it ``papers`` is the whole catalogue
+        (the link index is then dropped: the next ingest rebuilds it)."""
         import time
 
-        live = {p.paper_id for p in papers}
-        gone = [(pid,) for (pid,) in self.db.execute("SELECT paper_id FROM papers") if pid not in live]
+        gone = self._gone(papers, delta)
         stale = list(stale_chunks)
         pending_vectors = sorted(set(self._pending_vectors()) | set(stale))
         with self.db:
@@ -323,8 +343,8 @@ class Store:
                 self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)",
                                 (f["path"], f["sha"], f["size"], f["mtime"], f["format"],
                                  f["papers"], f["errors"], time.time()))
-            self.db.executemany("INSERT INTO records VALUES (?,?,?)",
-                                ((file, i, paper_to_json(p)) for file, recs in records.items()
+            self.db.executemany("INSERT INTO records (file, idx, json, paper_id) VALUES (?,?,?,?)",
+                                ((file, i, paper_to_json(p), p.paper_id) for file, recs in records.items()
                                  for i, p in enumerate(recs)))
             self.db.executemany("DELETE FROM papers WHERE paper_id=?", gone)
             self.db.executemany("INSERT OR REPLACE INTO papers SELECT ?1, ?2, ?3 WHERE NOT EXISTS "
@@ -336,7 +356,88 @@ class Store:
             if pending_vectors:
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES ('pending_vector_deletes', ?)",
                                 (json.dumps(pending_vectors),))
+            self._write_links(delta)
             self._bump_generation()
+
+    def _gone(self, papers: list[Paper], delta) -> list[tuple[str]]:
+        if delta is not None:
+            return [(pid,) for pid in delta.removed]
+        live = {p.paper_id for p in papers}
+        return [(pid,) for (pid,) in self.db.execute("SELECT paper_id FROM papers") if pid not in live]
+
+    # ------------------------------------------------------------ link index (rag.delta)
+
+    def _write_links(self, delta) -> None:
+        """Write a Delta's link index rows (inside the caller's transaction)."""
+        if delta is None or delta.full:
+            self.db.execute("DELETE FROM link_groups")
+            self.db.execute("DELETE FROM link_clauses")
+            self.db.execute("DELETE FROM meta WHERE key='link_index'")
+            if delta is None:
+                return
+        gone = [(pid,) for pid in delta.groups_gone]
+        self.db.executemany("DELETE FROM link_groups WHERE paper_id=?", gone)
+        self.db.executemany("DELETE FROM link_clauses WHERE paper_id=?", gone + [(pid,) for pid in delta.clauses])
+        self.db.executemany("INSERT OR REPLACE INTO link_groups VALUES (?,?,?,?)", delta.groups)
+        self.db.executemany("UPDATE link_groups SET link=? WHERE paper_id=?",
+                            [(link, pid) for pid, link in delta.links.items()])
+        self.db.executemany("INSERT INTO link_clauses VALUES (?,?,?)",
+                            ((pid, h, ided) for pid, (ided, hs) in delta.clauses.items() for h in hs))
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('link_index', '1')")
+
+    def link_index_ready(self) -> bool:
+        """Is the link index (rag.delta) up to date? (An empty catalogue needs none.)"""
+        row = self.db.execute("SELECT value FROM meta WHERE key='link_index'").fetchone()
+        return bool(row) or self.db.execute("SELECT 1 FROM records LIMIT 1").fetchone() is None
+
+    def _in(self, sql: str, keys: Iterable, *args) -> Iterator[tuple]:
+        """Rows of ``sql`` (with one ``{}`` for an IN list) over ``keys``, 500 at a time."""
+        keys = list(dict.fromkeys(keys))
+        for part in _batches(keys, 500):
+            yield from self.db.execute(sql.format(",".join("?" * len(part))), (*part, *args))
+
+    def record_paper_ids(self, files: Iterable[str]) -> set[str]:
+        """Paper ids of the stored records of these files."""
+        return {pid for (pid,) in self._in("SELECT DISTINCT paper_id FROM records WHERE file IN ({})", files)}
+
+    def records_of(self, paper_ids: Iterable[str], except_files: set[str] = frozenset()) -> dict[str, list[Paper]]:
+        """The stored raw records of these paper ids (files in ``except_files`` left out), in file order."""
+        rows = [r for r in self._in("SELECT file, idx, json, paper_id FROM records WHERE paper_id IN ({})", paper_ids)
+                if r[0] not in except_files]
+        out: dict[str, list[Paper]] = {}
+        for _, _, js, pid in sorted(rows, key=lambda r: (r[0], r[1])):
+            out.setdefault(pid, []).append(paper_from_json(js))
+        return out
+
+    def link_rows(self, paper_ids: Iterable[str]) -> dict[str, tuple[bool, str | None, str | None]]:
+        """paper_id -> (has an arXiv id, title key, linked into) of these paper_id groups."""
+        return {r[0]: (bool(r[1]), r[2], r[3]) for r in
+                self._in("SELECT paper_id, ided, title_key, link FROM link_groups WHERE paper_id IN ({})", paper_ids)}
+
+    def link_rows_with_keys(self, keys: Iterable[str]) -> dict[str, tuple[bool, str | None, str | None]]:
+        return {r[0]: (bool(r[1]), r[2], r[3]) for r in
+                self._in("SELECT paper_id, ided, title_key, link FROM link_groups WHERE title_key IN ({})", keys)}
+
+    def linked_into(self, targets: Iterable[str]) -> dict[str, str]:
+        """ID-less paper_id -> the paper it is linked into, for these targets."""
+        return dict(self._in("SELECT paper_id, link FROM link_groups WHERE link IN ({})", targets))
+
+    def link_clauses_of(self, paper_ids: Iterable[str]) -> dict[str, set[int]]:
+        out: dict[str, set[int]] = {}
+        for pid, h in self._in("SELECT paper_id, clause FROM link_clauses WHERE paper_id IN ({})", paper_ids):
+            out.setdefault(pid, set()).add(h)
+        return out
+
+    def clause_owners(self, clauses: Iterable[int], ided: bool) -> set[str]:
+        """Paper ids (ID'd abstracts or ID-less summaries) holding any of these clause hashes."""
+        return {pid for (pid,) in self._in("SELECT DISTINCT paper_id FROM link_clauses WHERE clause IN ({}) "
+                                           "AND ided=?", clauses, int(ided))}
+
+    def paper_hashes_of(self, paper_ids: Iterable[str]) -> dict[str, str]:
+        return dict(self._in("SELECT paper_id, hash FROM papers WHERE paper_id IN ({})", paper_ids))
+
+    def chunk_hashes_of(self, paper_ids: Iterable[str]) -> dict[str, str]:
+        return dict(self._in("SELECT chunk_id, hash FROM chunks WHERE paper_id IN ({})", paper_ids))
 
     # ------------------------------------------------------------ pending work of an unfinished ingest
 
@@ -425,14 +526,13 @@ class Store:
                 self.db.execute("SELECT file, json FROM records ORDER BY file, idx") if file not in paths]
 
     def remove_files(self, paths: list[str], papers: list[Paper], hashes: dict[str, str],
-                     stale_chunks: list[str]) -> None:
+                     stale_chunks: list[str], delta=None) -> None:
         """Forget these files in one transaction: their rows and records, the stale chunk rows, and the
         merged catalogue rebuilt without them; the pending chunk rows (re-merged papers) are made live. The stale vectors are deleted from Chroma afterwards
         (:meth:`delete_pending_vectors`); until then they are listed in ``meta`` (a vector without a
         chunk row is never returned by a search), so an interrupted removal leaves an index that answers,
         and the next removal finishes the job."""
-        live = {p.paper_id for p in papers}
-        gone = [(pid,) for (pid,) in self.db.execute("SELECT paper_id FROM papers") if pid not in live]
+        gone = self._gone(papers, delta)
         pending = sorted(set(self._pending_vectors()) | set(stale_chunks))
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
@@ -446,6 +546,7 @@ class Store:
                                 "(SELECT 1 FROM papers WHERE paper_id=?1 AND json=?3)",
                                 ((p.paper_id, hashes[p.paper_id], paper_to_json(p)) for p in papers))
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('pending_vector_deletes', ?)", (json.dumps(pending),))
+            self._write_links(delta)
             self._bump_generation()
 
     def _pending_vectors(self) -> list[str]:
@@ -517,6 +618,11 @@ class Store:
 
     # ------------------------------------------------------------ BM25 term ids
 
+    def term_count(self) -> int:
+        """How many term ids there are (ids are 0 .. count - 1)."""
+        last = self.db.execute("SELECT MAX(id) FROM terms").fetchone()[0]
+        return last + 1 if last is not None else 0
+
     def terms(self) -> dict[str, int]:
         """The persistent BM25 vocabulary: term -> id (ids are never reused or renumbered)."""
         if self._terms is None:
@@ -527,9 +633,14 @@ class Store:
         """Each space-joined token string as int32 term ids (new terms inserted; call holding the
         write lock: another process may have added terms since they were cached)."""
         last = self.db.execute("SELECT MAX(id) FROM terms").fetchone()[0]
-        if self._terms is not None and len(self._terms) != (last + 1 if last is not None else 0):
+        count = last + 1 if last is not None else 0
+        if self._terms is not None and len(self._terms) != count:
             self._terms = None
-        terms = self.terms()
+        if self._terms is None and count > _TERMS_LOOKUP:  # a day added to a big index: look up its terms only
+            uniq = list(dict.fromkeys(t for text in tokens if text for t in text.split()))
+            terms = _Terms(self._in("SELECT term, id FROM terms WHERE term IN ({})", uniq), next_id=count)
+        else:
+            terms = self.terms()
         # (a missing term gets the next id and is queued in terms.new)
         out = [array("i", map(terms.__getitem__, text.split())).tobytes() if text else b"" for text in tokens]
         if terms.new:
@@ -537,10 +648,10 @@ class Store:
             terms.new = []
         return out
 
-    def chunk_token_ids(self) -> tuple[list[str], bytearray, array]:
+    def chunk_token_ids(self, paper_ids: Iterable[str] | None = None) -> tuple[list[str], bytearray, array]:
         """Chunk ids (sorted), every chunk's int32 term ids back to back in one buffer, and how
-        many belong to each chunk; rows written before term ids were stored get theirs first (one
-        transaction)."""
+        many belong to each chunk (of every chunk, or of these papers' chunks); rows written before
+        term ids were stored get theirs first (one transaction)."""
         missing = self.db.execute("SELECT chunk_id, tokens FROM chunks WHERE tok_ids IS NULL").fetchall()
         if missing:
             try:
@@ -553,7 +664,9 @@ class Store:
                 self._terms = None
                 raise
         ids, buf, lens = [], bytearray(), array("i")
-        for cid, blob in self.db.execute("SELECT chunk_id, tok_ids FROM chunks ORDER BY chunk_id"):
+        rows = self.db.execute("SELECT chunk_id, tok_ids FROM chunks ORDER BY chunk_id") if paper_ids is None else \
+            sorted(self._in("SELECT chunk_id, tok_ids FROM chunks WHERE paper_id IN ({})", paper_ids))
+        for cid, blob in rows:
             ids.append(cid)
             buf += blob or b""
             lens.append(len(blob or b"") // 4)
@@ -585,32 +698,84 @@ class Store:
 
     # ------------------------------------------------------------ BM25 files
 
-    def save_bm25(self, model, chunk_ids: list[str], generation: int) -> None:
-        """Write to a temp dir, then swap it in, so a reader never sees half a BM25 index."""
-        tmp = Path(tempfile.mkdtemp(prefix=".bm25-", dir=self.root))
-        if model is not None:
-            model.save(str(tmp), show_progress=False)
-        (tmp / "ids.json").write_text(json.dumps({"generation": generation, "ids": chunk_ids}))
-        old = Path(tempfile.mkdtemp(prefix=".bm25-old-", dir=self.root))
-        try:
-            os.replace(self.bm25_dir, old / "x")
-        except FileNotFoundError:
-            pass
-        try:
-            os.replace(tmp, self.bm25_dir)
-        except OSError:  # another writer swapped its (equally fresh) files in meanwhile
-            shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+    def save_bm25_segment(self, seg: dict, generation: int, replace: bool = False,
+                          dead: list[tuple[int, int]] = ()) -> None:
+        """Write one BM25 segment (rag.retrieve._segment) and a manifest naming it. ``replace``: it is the
+        whole index (a rebuild: a new dir swapped in, so a reader never sees half an index); else it is
+        appended, with ``dead`` the (segment, position) pairs it replaces, and the manifest swapped last
+        (a reader of the old manifest still finds every file it names)."""
+        import numpy as np
+
+        manifest = None if replace else self.bm25_manifest()
+        if manifest is None:
+            tmp = Path(tempfile.mkdtemp(prefix=".bm25-", dir=self.root))
+            names, docs, prev_terms = [], [], 0
+        else:
+            tmp = self.bm25_dir
+            names, docs, prev_terms = manifest["segments"], manifest["docs"], manifest["n_terms"]
+        name = f"s{len(names):05d}-{generation}"
+        part = Path(tempfile.mkdtemp(prefix=".seg-", dir=tmp))
+        for key in ("indptr", "docs", "tf", "lens"):
+            np.save(part / f"{key}.npy", seg[key])
+        np.save(part / "ids.npy", np.array([c.encode("utf-8") for c in seg["ids"]], dtype=bytes))
+        inverse = {i: t for t, i in self.db.execute("SELECT term, id FROM terms WHERE id >= ?", (prev_terms,))}
+        (part / "meta.json").write_text(json.dumps({"dead": [list(d) for d in dead]}))
+        np.save(part / "terms.npy", np.array([inverse.get(i, "").encode("utf-8")
+                                              for i in range(prev_terms, seg["n_terms"])], dtype=bytes))
+        os.replace(part, tmp / name)
+        _atomic_write(tmp / "manifest.json", json.dumps(
+            {"format": 2, "generation": generation, "segments": [*names, name], "docs": [*docs, len(seg["ids"])],
+             "n_terms": max(prev_terms, seg["n_terms"])}).encode())
+        if tmp != self.bm25_dir:
+            old = Path(tempfile.mkdtemp(prefix=".bm25-old-", dir=self.root))
+            try:
+                os.replace(self.bm25_dir, old / "x")
+            except FileNotFoundError:
+                pass
+            try:
+                os.replace(tmp, self.bm25_dir)
+            except OSError:  # another writer swapped its (equally fresh) files in meanwhile
+                shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(self.bm25_dir.with_name(self.bm25_dir.name + ".old"), ignore_errors=True)  # older layout
         _load_bm25_cached.cache_clear()
 
+    def bm25_manifest(self) -> dict | None:
+        """The BM25 files' manifest (generation, segment names and sizes), None if missing or unreadable."""
+        try:
+            m = json.loads((self.bm25_dir / "manifest.json").read_text())
+            return m if m.get("format") == 2 else None
+        except (OSError, ValueError):
+            return None
+
+    def bm25_positions(self, manifest: dict, chunk_ids: Iterable[str]) -> list[tuple[int, int]]:
+        """(segment, position) of every copy of these chunk ids in the BM25 segments (each segment's ids
+        are sorted: a binary search in its memory-mapped id array)."""
+        import numpy as np
+
+        keys = np.array(sorted({c.encode("utf-8") for c in chunk_ids}), dtype=bytes)
+        out: list[tuple[int, int]] = []
+        if not len(keys):
+            return out
+        for k, name in enumerate(manifest["segments"]):
+            ids = np.load(self.bm25_dir / name / "ids.npy", mmap_mode="r")
+            if not len(ids):
+                continue
+            pos = np.searchsorted(ids, keys)
+            ok = pos < len(ids)
+            ok[ok] = ids[pos[ok]] == keys[ok]
+            out += [(k, int(p)) for p in pos[ok]]
+        return out
+
     def load_bm25(self):
-        """(bm25s model or None, chunk ids, generation) or None when missing or unreadable (a damaged
-        file: the BM25 files are rebuilt from the catalogue, see rag.retrieve)."""
-        meta = self.bm25_dir / "ids.json"
+        """(rag.retrieve.SegmentedBM25 or None, chunk id of each position, generation) or None when missing,
+        unreadable (a damaged file: the BM25 files are rebuilt from the catalogue, see rag.retrieve) or
+        written by an older digestqa (``bm25_old_format``: rebuilt the same way)."""
+        meta = self.bm25_dir / "manifest.json"
         try:
             return _load_bm25_cached(str(self.bm25_dir), meta.stat().st_mtime_ns)
         except FileNotFoundError:
+            self.bm25_old_format = (self.bm25_dir / "ids.json").exists() and not meta.exists()
             return None
         except Exception as e:  # noqa: BLE001 - any damage: truncated .npy, broken JSON, wrong shapes
             self.bm25_error = f"{type(e).__name__}: {e}"
@@ -661,7 +826,8 @@ class Store:
         out = []
         if vectors and self.settings.chroma_url is None and not (self.chroma_path / "chroma.sqlite3").exists():
             out.append(f"the Chroma store {self.chroma_path} is missing ({vectors} vectors gone): {fix}")
-        if self.chunk_count() and self.load_bm25() is None and (self.bm25_dir.exists() or self.bm25_error):
+        if self.chunk_count() and self.load_bm25() is None and (self.bm25_dir.exists() or self.bm25_error) \
+                and not self.bm25_old_format:
             out.append(f"the BM25 files in {self.bm25_dir} are damaged ({self.bm25_error or 'unreadable'}): "
                        f"they are rebuilt on the next ask or {fix}")
         return out
@@ -772,7 +938,8 @@ def salvage_catalogue(settings: Settings) -> tuple[Path, int, list[str]]:
     try:
         with new.db:
             new.db.executemany("INSERT INTO files VALUES (?,?,?,?,?,?,?,?)", kept)
-            new.db.executemany("INSERT INTO records VALUES (?,?,?)",
+            new.db.executemany("INSERT INTO records (file, idx, json, paper_id) VALUES (?1,?2,?3,"
+                               "json_extract(?3, '$.paper_id'))",
                                ((f[0], i, js) for f in kept for i, js in enumerate(records[f[0]])))
             # a generation no BM25 file of the old catalogue can carry: they are rebuilt
             new.db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (str(int(time.time())),))
@@ -978,15 +1145,20 @@ def _catalogue_path(root: Path, collection: str) -> Path:
     return root / f"catalogue-{collection}.sqlite"
 
 
+_TERMS_LOOKUP = 50_000  # above this many terms, an ingest looks up its own terms instead of loading all
+
+
 class _Terms(dict):
     """term -> id; a lookup of an unknown term assigns the next id and queues (term, id) in .new."""
 
-    def __init__(self, rows=()):
+    def __init__(self, rows=(), next_id: int | None = None):
         super().__init__(rows)
         self.new: list[tuple[str, int]] = []
+        self.next = len(self) if next_id is None else next_id  # (a partial table: rows of some terms)
 
     def __missing__(self, term: str) -> int:
-        i = self[term] = len(self)
+        i = self[term] = self.next
+        self.next += 1
         self.new.append((term, i))
         return i
 
@@ -1027,28 +1199,45 @@ def _max_batch(collection) -> int:
 
 @lru_cache(maxsize=4)
 def _load_bm25_cached(path: str, _mtime: int):
-    import bm25s
+    import numpy as np
 
-    meta = json.loads((Path(path) / "ids.json").read_text())
-    ids = meta["ids"]
-    if not isinstance(ids, list):
-        raise ValueError("ids.json has no id list")
-    model = bm25s.BM25.load(path, mmap=True, load_corpus=False, show_progress=False) if ids else None
-    if model is not None:
-        _check_bm25(model, len(ids))
-    return model, ids, int(meta["generation"])
+    from .retrieve import SegmentedBM25
+
+    manifest = json.loads((Path(path) / "manifest.json").read_text())
+    if manifest.get("format") != 2:
+        raise ValueError("manifest.json is not a BM25 manifest")
+    segs = []
+    for name in manifest["segments"]:
+        d = Path(path) / name
+        meta = json.loads((d / "meta.json").read_text())
+        seg = {k: np.load(d / f"{k}.npy", mmap_mode="r") for k in ("indptr", "docs", "tf", "lens", "ids", "terms")}
+        seg["dead"] = [tuple(x) for x in meta["dead"]]
+        _check_segment(seg, len(segs))
+        segs.append(seg)
+    if not any(len(s["ids"]) for s in segs):
+        return None, [], int(manifest["generation"])
+    model = SegmentedBM25(segs, lambda: _vocab(segs))
+    return model, model.ids, int(manifest["generation"])
 
 
-def _check_bm25(model, n_docs: int) -> None:
-    """Shapes a sound BM25 index has (a truncated or swapped .npy breaks them)."""
-    sc = model.scores
-    data, indices, indptr = sc["data"], sc["indices"], sc["indptr"]
-    if int(sc.get("num_docs", n_docs)) != n_docs:
-        raise ValueError(f"BM25 index has {sc.get('num_docs')} documents, ids.json {n_docs}")
-    if len(data) != len(indices) or len(indptr) < 1 or int(indptr[-1]) != len(data) or int(indptr[0]) != 0:
-        raise ValueError("BM25 score arrays disagree in length")
-    if len(indptr) - 1 < max(model.vocab_dict.values(), default=-1):
-        raise ValueError("BM25 vocabulary is larger than its score matrix")
+def _vocab(segs: list[dict]) -> dict[str, int]:
+    """term -> id from the terms each segment added (built when a query first needs it)."""
+    vocab: dict[str, int] = {}
+    for seg in segs:
+        start = len(seg["indptr"]) - 1 - len(seg["terms"])
+        vocab.update((t.decode("utf-8"), start + i) for i, t in enumerate(seg["terms"].tolist()) if t)
+    return vocab
+
+
+def _check_segment(seg: dict, number: int) -> None:
+    """Shapes a sound BM25 segment has (a truncated or swapped .npy breaks them)."""
+    indptr, docs, tf = seg["indptr"], seg["docs"], seg["tf"]
+    if len(seg["lens"]) != len(seg["ids"]):
+        raise ValueError(f"BM25 segment {number} has {len(seg['lens'])} lengths for {len(seg['ids'])} chunks")
+    if len(docs) != len(tf) or len(indptr) < 1 or int(indptr[-1]) != len(docs) or int(indptr[0]) != 0:
+        raise ValueError("BM25 arrays disagree in length")
+    if any(not (0 <= k <= number and p >= 0) for k, p in seg["dead"]):
+        raise ValueError(f"BM25 segment {number} names positions of a later segment dead")
 
 
 @lru_cache(maxsize=4)

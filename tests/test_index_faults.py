@@ -201,16 +201,16 @@ def test_a_half_truncated_catalogue_names_itself_and_repair_salvages_it(index_co
     assert api.stats(index_copy)["papers"] == SAMPLE_PAPERS and cli("--index", idx, "doctor").returncode == 0
 
 
-@pytest.mark.parametrize("damage", ["ids.json", "npy"])
+@pytest.mark.parametrize("damage", ["manifest.json", "npy"])
 def test_damaged_bm25_files_are_rebuilt_by_ask_and_by_a_re_ingest(index_copy, damage):
     idx = index_copy.index_dir
     bm25 = Path(idx) / f"bm25-{index_copy.collection_name}"
 
     def break_it():
-        if damage == "ids.json":
-            (bm25 / "ids.json").write_text("{not json")
+        if damage == "manifest.json":
+            (bm25 / "manifest.json").write_text("{not json")
         else:
-            npy = sorted(bm25.glob("*.npy"))[0]
+            npy = sorted(bm25.glob("*/*.npy"))[0]
             npy.write_bytes(npy.read_bytes()[:100])
 
     break_it()

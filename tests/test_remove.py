@@ -25,7 +25,7 @@ def snapshot(s: Settings) -> dict:
         bm25 = store.load_bm25()
         return {"papers": [p.to_json() for p in store.all_papers()], "chunks": store.chunk_hashes(),
                 "vectors": store.vector_count(), "embedded": store.embedded_count(),
-                "files": store.file_paths(), "bm25_ids": list(bm25[1]) if bm25 else None}
+                "files": store.file_paths(), "bm25_ids": sorted(bm25[0].live_ids()) if bm25 and bm25[0] else None}
     finally:
         store.close()
 
