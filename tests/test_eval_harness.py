@@ -196,7 +196,7 @@ def test_suggested_thresholds_sit_just_past_the_measured_run_and_gate_it():
 
     run = {"metrics": {"citation_recall": 0.8567, "false_abstention": 0.11, "latency_p95_ms": 90.0, "mrr": None},
            "per_kind": {"fact": {"questions": 9, "fact_recall": 0.5}, "list": {"questions": 2, "fact_recall": 0.0}}}
-    limits = tomllib.loads(suggest({"sets": {"x-dev": run, "x-test": run}}))
+    limits = tomllib.loads(suggest({"sets": {"x-dev": run, "x-test": run}}, {"x": (0.01, 0.02)}))
     assert limits["x-test"]["overall"] == {"citation_recall": 0.84, "false_abstention": 0.12, "latency_p95_ms": 3000.0}
     assert limits["x-dev"]["kind"] == {"fact": {"fact_recall": 0.48}}  # kinds of < 5 questions and test sets: none
     assert "kind" not in limits["x-test"]
