@@ -69,9 +69,9 @@ def _ingest(index: Path, data: Path, n: int, warm: bool = False) -> dict:
 def main(argv: list[str]) -> int:
     warm = "--warm" in argv
     argv = [a for a in argv if a != "--warm"]
-    cmd, index, data, n = argv[0], Path(argv[1]), Path(argv[2]), int(argv[3])
-    if cmd not in ("build", "add"):
+    if len(argv) != 4 or argv[0] not in ("build", "add") or not argv[3].isdigit():
         raise SystemExit(__doc__)
+    cmd, index, data, n = argv[0], Path(argv[1]), Path(argv[2]), int(argv[3])
     print(json.dumps({"cmd": cmd, "n": n, **_ingest(index, data, n, warm)}), flush=True)
     return 0
 
