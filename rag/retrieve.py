@@ -662,8 +662,10 @@ def rare_token_papers(store, question: str, settings: Settings) -> list[str]:
         toks = [t for t in tokenize(word, settings.bm25_tokenizer)[:1] if t in vocab]
         for col in (vocab[t] for t in toks):
             docs = model.sorted_docs(model.column(col)[0])
+            if len(docs) > RARE_PIN_PASSAGES:  # common: not a name (and its ids are never decoded)
+                continue
             papers = list(dict.fromkeys(ids[int(d)].rsplit(":", 2)[0] for d in docs))
-            if len(docs) <= RARE_PIN_PASSAGES and len(papers) <= RARE_PIN_PAPERS:
+            if len(papers) <= RARE_PIN_PAPERS:
                 out += [p for p in papers if p not in out]
     return out
 
