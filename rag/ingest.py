@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import Settings
+from .embed import file_sha256
 from .types import Chunk, FileError, IngestReport, Paper, ParseResult, Source
 
 # progress(done, total, stage): stage "parse" counts files, then "embed" counts passages given a vector
@@ -170,14 +171,6 @@ def _is_digest_name(p: Path) -> bool:
     return p.suffix.lower() in DIGEST_SUFFIXES and not p.name.startswith(".") and p.name != "SOURCES.md"
 
 
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 # ---------------------------------------------------------------- parsing
 
 def _changed_files(store, files: list[Path], run: _Run) -> list[tuple[Path, str, os.stat_result]]:
@@ -190,7 +183,7 @@ def _changed_files(store, files: list[Path], run: _Run) -> list[tuple[Path, str,
             if known and known[1] == st.st_size and abs(known[2] - st.st_mtime) < 1e-6:
                 run.skipped += 1
                 continue
-            sha = _sha(f)
+            sha = file_sha256(f)
         except OSError as e:
             run.failures.append(FileError(str(f), f"cannot read: {e.strerror}; check permissions"))
             continue

@@ -394,22 +394,15 @@ def build_bm25_ids(tok, lens, vocab: dict[str, int], k1: float = 0.9, b: float =
     import numpy as np
 
     n, n_terms = len(lens), len(vocab)
-    docs = np.repeat(np.arange(n, dtype=np.int32), lens)
-    buckets = max(1, -(-len(tok) // _BM25_BUCKET))
-    step = -(-max(1, n_terms) // buckets)
-    parts = [_postings(tok, docs, n, lo, lo + step) for lo in range(0, max(1, n_terms), step)]
-    del docs
-    col, row, tf = (np.concatenate(x) for x in zip(*parts))
-    del parts
-    df = np.bincount(col, minlength=n_terms)
+    indptr, row, tf = _tf_matrix(tok, lens, n_terms)
+    df = np.diff(indptr)
+    col = np.repeat(np.arange(n_terms, dtype=np.int32), df)
     idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
     norm = (k1 * ((1 - b) + b * lens / (float(lens.mean()) or 1.0))).astype(np.float32)
     tf = tf.astype(np.float32)
     data = idf[col]
     del col
     data *= tf / (norm[row] + tf)
-    indptr = np.zeros(n_terms + 1, dtype=np.int64)
-    np.cumsum(df, out=indptr[1:])
     model = bm25s.BM25(k1=k1, b=b)
     model.scores = {"data": data, "indices": row, "indptr": indptr, "num_docs": n}
     model.nonoccurrence_array = None

@@ -1,7 +1,6 @@
 """Upload safety: type and size checks, sanitised copies under <index_dir>/uploads/."""
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -9,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.embed import file_sha256
 from rag.types import FileError
 
 ALLOWED_SUFFIXES = (".txt", ".md", ".jsonl", ".json", ".gz")
@@ -56,7 +56,7 @@ def stage(src: Path, name: str, index_dir: str | Path) -> Staged:
     clean = safe_name(name)
     root = (Path(index_dir) / "uploads").resolve()
     root.mkdir(parents=True, exist_ok=True)
-    dest = (root / f"{_sha(src)[:16]}_{clean}").resolve()
+    dest = (root / f"{file_sha256(src)[:16]}_{clean}").resolve()
     if dest.parent != root:  # defence in depth: never write outside uploads/
         raise ValueError(f"{name}: refusing to write outside {root}")
     if dest.is_file():
@@ -65,14 +65,6 @@ def stage(src: Path, name: str, index_dir: str | Path) -> Staged:
     shutil.copyfile(src, tmp)
     os.replace(tmp, dest)
     return Staged(name=name, path=dest)
-
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def display_name(upload: object) -> tuple[Path, str]:
