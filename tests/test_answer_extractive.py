@@ -60,7 +60,14 @@ def test_chinese_terms_drop_question_words():
     ("LEMUR 用什么机制降低计算成本？在抖音搜索上 QAUC 提升了多少？", [("LEMUR 用什么机制降低计算成本？", "content"),
                                                         ("在抖音搜索上 QAUC 提升了多少？", "count")]),
     ("Align³GR 的 NDCG@10 提升和 MindRec 的 top-1 准确率提升，哪个更大？",
-     [("Align³GR 的 NDCG@10 提升和 MindRec 的 top-1 准确率提升，哪个更大？", "content")]),  # no new terms: one part
+     [("Align³GR 的 NDCG@10 提升和 MindRec 的 top-1 准确率提升，哪个更大？", "compare")]),  # no new terms: one part
+    ("GraphAnchor 在几个多跳问答基准上做了实验？代码地址是？",  # a "?" piece without a question word asking a field
+     [("GraphAnchor 在几个多跳问答基准上做了实验？", "count"), ("代码地址是？", "code")]),
+    ("Which responds faster, PoultryTalk or the Cessna 172 RAG? Give the latencies each reports.",
+     [("Which responds faster, PoultryTalk or the Cessna 172 RAG?", "compare"),
+      ("Give the latencies each reports.", "content")]),
+    ("Which papers report more than 10 datasets or benchmarks?",
+     [("Which papers report more than 10 datasets or benchmarks?", "content")]),  # a list, not a comparison
     ("Which papers use RQ-VAE or VQ-GAN?", [("Which papers use RQ-VAE or VQ-GAN?", "content")]),
 ])
 def test_parts_and_aspects(question, parts):
@@ -450,3 +457,32 @@ def test_a_code_link_stand_in_needs_a_release_not_public_benchmarks():
     assert not code.search("We validate our model on public Amazon benchmarks and demonstrate gains.")
     assert code.search("Code and models are publicly available at our project page.")
     assert code.search("The dataset is released to the community.")
+
+
+def test_a_hyphen_in_a_plain_word_is_optional():
+    from rag.qa.terms import find
+
+    t = next(t for t in question_terms("the bigger watch-time gain") if t.text == "watch-time")
+    assert find(t, norm("+0.432% watch time lifts")) >= 0 and find(t, norm("watchtime")) >= 0
+    assert find(t, norm("watching times")) < 0
+
+
+def test_a_part_left_with_only_common_words_is_about_the_question_subject():
+    from rag.qa.compose import Config, with_stats
+
+    a, _ = with_stats(analyse("Is GPSD the same paper as LEMUR? Give both arXiv IDs."), FakeStats({"IDs"}), Config())
+    assert a.parts[1].aspect == "arxiv_id" and a.parts[1].borrowed
+    assert {"gpsd", "lemur"} <= {t.key for t in a.parts[1].required}
+
+
+def test_a_quoted_name_and_a_description_name_two_papers():
+    moon = hit(1, "MOON: Generative MLLM-based Multimodal Representation Learning for E-commerce Product "
+                  "Understanding", "2508.11999", passage("We propose the first generative MLLM-based model named MOON "
+                                                          "for product representation learning."))
+    emb = hit(2, "MOON Embedding: Multimodal Representation Learning for E-commerce Search Advertising", "2511.11305",
+              passage("We introduce MOON, our comprehensive set of sustainable iterative practices for multimodal "
+                      "representation learning in search advertising."))
+    text, cites, _ = answer("Is 'MOON Embedding' the same paper as the MOON generative MLLM for product "
+                            "understanding? Give both arXiv IDs.", [moon, emb])
+    assert not text.startswith(CANNOT_ANSWER)
+    assert {c.arxiv_id for c in cites} == {"2508.11999", "2511.11305"} and "2511.11305" in text

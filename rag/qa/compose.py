@@ -141,8 +141,18 @@ def with_stats(a: Analysis, stats: Stats | None, cfg: Config) -> tuple[Analysis,
         return a, rarity
     kinds = {**{k: "common" for k in common}, **{k: "strong" for k in absent}}
     fix = lambda ts: tuple(replace(t, kind=kinds[t.key]) if t.key in kinds else t for t in ts)  # noqa: E731
-    parts = tuple(replace(p, terms=fix(p.terms)) for p in a.parts)
-    return replace(a, parts=parts, terms=fix(a.terms)), rarity
+    terms = fix(a.terms)
+    subject = tuple(t for t in terms if t.required)
+    parts = tuple(_borrow(replace(p, terms=fix(p.terms)), subject) for p in a.parts)
+    return replace(a, parts=parts, terms=terms), rarity
+
+
+def _borrow(part: Part, subject: tuple[Term, ...]) -> Part:
+    """A part of a multi-part question left without a required term once common words no longer count
+    ("..., give both arXiv IDs") is about the question's subject, as a part with no terms is."""
+    if part.borrowed or any(t.required for t in part.terms) or not subject:
+        return part
+    return replace(part, terms=tuple(dict.fromkeys(subject + part.terms)), borrowed=True)
 
 
 _DIGEST_LANGUAGES = frozenset({"chinese", "english"})  # "its Chinese summary": the digest's languages, not a name
@@ -203,8 +213,11 @@ def _best_named(part: Part, sources: list[Source]) -> list[Source]:
     if part.aspect == "compare":
         return named
     named = [s for s in named if _holds_required(part, s)] or named
-    sets = [frozenset(names[s.index]) for s in named]
-    return [s for s, k in zip(named, sets) if not any(k < o for o in sets)]  # "MOON" < "MOON" + "MLLM-based"
+    # "MOON" < "MOON" + "MLLM-based", unless the shorter name's paper holds required terms the other lacks
+    # ("is 'MOON Embedding' the same paper as the MOON generative MLLM?": both papers)
+    held = {s.index: frozenset(t.key for t in part.required if t.key in s.covered) for s in named}
+    return [s for s in named if not any(names[s.index] < names[o.index] and held[s.index] <= held[o.index]
+                                        for o in named)]
 
 
 def _disambiguate(part: Part, named: list[Source], ctx: "_Ctx") -> list[Source]:
@@ -233,7 +246,9 @@ def _answering(part: Part, cands: list[Source]) -> list[Source]:
     naming = set().union(*(_names(part, s) for s in cands)) if not part.listing else set()
     if len([s for s in cands if _names(part, s)]) > 1:
         rest = [t.key for t in part.required if t.key not in naming]
-        return [s for s in cands if _names(part, s) and (not rest or any(k in s.covered for k in rest))]
+        quoted = {t.key for t in part.required if t.kind == "phrase"}
+        return [s for s in cands if _names(part, s) and (not rest or any(k in s.covered for k in rest)
+                                                          or _names(part, s) & quoted)]
     return [s for s in cands if _holds_required(part, s)]
 
 

@@ -50,9 +50,13 @@ _ASPECTS: tuple[tuple[str, re.Pattern], ...] = (
                         r"日期|何时|什么时候|哪一?年|哪一?天",
                         re.I)),
     ("category", re.compile(r"\b(?:categor(?:y|ies)|subject\s+area|arxiv\s+section)\b|类别|分类|领域", re.I)),
-    ("arxiv_id", re.compile(r"\barxiv\s*(?:id|number|identifier)\b|编号", re.I)),
+    ("arxiv_id", re.compile(r"\barxiv\s*(?:ids?|numbers?|identifiers?)\b|编号", re.I)),
     ("compare", re.compile(r"\b(?:compare[ds]?|comparison|differ(?:s|ence|ences)?|different|vs\.?|versus|"
-                           r"distinguish)\b|区别|不同|差异|比较|对比|相比", re.I)),
+                           r"distinguish)\b|区别|不同|差异|比较|对比|相比|"
+                           # "which is faster, A or B?", "A 和 B 哪个更大？": a comparative asked between two things
+                           r"\bwhich\b(?!\s+(?:papers?|works?|studies|articles)\b)(?:\s+\w+){0,3}?\s+(?:faster|slower|bigger|larger|smaller|higher|lower|better|"
+                           r"worse|more|fewer|less|cheaper|longer|shorter)\b[^?？]*\b(?:or|and)\b|"
+                           r"(?:哪个|哪一个|哪篇|谁)(?:的)?[^？?，,]{0,6}?更", re.I)),
     ("count", re.compile(r"\bhow\s+(?:many|much|large|big)\b|\bnumber\s+of\b|\bby\s+how\s+much\b|多少|"
                          r"(?<!哪)几(?:个|种|篇|项|类|位|张|倍)|多大|规模", re.I)),
 )
@@ -75,7 +79,8 @@ _PART_SPLIT = re.compile(
     re.I)
 _EXAMPLE = re.compile(r"(?:比如|例如|譬如|像是|e\.g\.|eg\b|such as|like|for example|for instance)", re.I)
 _QWORD = re.compile(r"\b(?:what|which|how|who|whom|whose|when|where|why|is|are|was|were|does|do|did|has|have|can|"
-                    r"list|name)\b|什么|哪|多少|谁|如何|怎么|怎样|是否|几|吗", re.I)
+                    r"list|name)\b|^\s*(?:give|tell|state|show|report|say)\b|什么|哪|多少|谁|如何|怎么|怎样|是否|几|吗",
+                    re.I)
 
 
 _ENUMERATE = re.compile(r"\b(?:what|which)\s+(?:are\s+the\s+)?(?:\w+\s+)?(?:types|kinds|components|stages|steps|"
@@ -170,9 +175,10 @@ def split_parts(question: str) -> list[str]:
         piece = question[a:b]
         if not piece.strip(" ,，?？"):
             continue
-        if not spans and lead is None and not _QWORD.search(piece):
+        asks = bool(_QWORD.search(piece)) or _asks_aspect(piece)
+        if not spans and lead is None and not asks:
             lead = a
-        elif spans and (not _QWORD.search(piece) or _trivial(piece) or _EXAMPLE.match(piece.strip())):
+        elif spans and (not asks or _trivial(piece) or _EXAMPLE.match(piece.strip())):
             spans[-1][1] = b
         else:
             spans.append([a if lead is None else lead, b])
@@ -180,6 +186,12 @@ def split_parts(question: str) -> list[str]:
     if lead is not None:
         spans.append([lead, len(question)])
     return [question[a:b].strip(" ,，") for a, b in spans] or [question]
+
+
+def _asks_aspect(piece: str) -> bool:
+    """A question without a question word that still asks for a field or a number ("代码地址是？",
+    "the code link?"): it ends in a question mark and has an aspect of its own."""
+    return piece.rstrip().endswith(("?", "？")) and aspect_of(piece) not in ("content", "compare")
 
 
 def _trivial(piece: str) -> bool:
