@@ -486,3 +486,14 @@ def test_a_quoted_name_and_a_description_name_two_papers():
                             "understanding? Give both arXiv IDs.", [moon, emb])
     assert not text.startswith(CANNOT_ANSWER)
     assert {c.arxiv_id for c in cites} == {"2508.11999", "2511.11305"} and "2511.11305" in text
+
+
+def test_a_chinese_count_part_in_other_words_takes_the_sentence_with_its_characters_and_a_number():
+    h = hit(1, "S1-MMAlign: A Large-Scale Dataset for Scientific Figure-Text Understanding", "2601.00264",
+            passage("S1-MMAlign 面向科学领域，由多学科论文构建。S1-MMAlign是一个多模态数据集，包含1550万高质量图像-文本对。",
+                    field="tldr_zh", lang="zh"),
+            passage("We present S1-MMAlign, a multimodal dataset for science."))
+    text, cites, _ = answer("S1-MMAlign 有多少图文对？", [h])
+    assert "1550万" in text and [c.arxiv_id for c in cites] == ["2601.00264"]
+    text, _, _ = answer("S1-MMAlign 有多少作者单位？", [h])  # the characters are not there: no number is quoted
+    assert "1550万" not in text

@@ -408,11 +408,25 @@ def _shaped(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer | None:
     if len(named) != 1 or not (asks_entity(part.text) or part.aspect == "count"):
         return None
     asked = {t.key for t in part.terms}
-    shape = (lambda u: u.lexical > 0 and _new_number(u.unit.text, part.text)) if part.aspect == "count" else \
-        (lambda u: len(_new_names(u.unit.text, asked)) >= 2)
+    chars = _chars(part)
+    shape = (lambda u: _new_number(u.unit.text, part.text) and (u.lexical > 0 or _char_share(chars, u) >= CHAR_MIN)) \
+        if part.aspect == "count" else (lambda u: len(_new_names(u.unit.text, asked)) >= 2)
     units = [u for u in ctx.scored(part, named[0]) if u.unit.kind == "sentence" and shape(u)]
-    units = sorted(units, key=lambda u: (-u.lexical, u.pos))
+    units = sorted(units, key=lambda u: (-u.lexical, -_char_share(chars, u), u.pos))
     return PartAnswer(part, [Line(named[0], units[:1])]) if units else None
+
+
+CHAR_MIN = 0.6  # a Chinese sentence holding this share of the part's Chinese characters says the same thing in
+#                other words (图文对 ~ 图像-文本对, 样例 ~ 样本) when no word of it matches
+
+
+def _chars(part: Part) -> set[str]:
+    """The Chinese characters of a part's Chinese terms."""
+    return {c for t in part.terms if t.kind == "cjk" for c in t.key}
+
+
+def _char_share(chars: set[str], u: Scored) -> float:
+    return sum(c in u.unit.text for c in chars) / len(chars) if chars and u.unit.lang == "zh" else 0.0
 
 
 def _pick(units: list[Scored], part: Part, first: bool) -> list[Scored]:
