@@ -9,7 +9,7 @@ import re
 import threading
 import unicodedata
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from bisect import bisect_right
 from itertools import chain
 
@@ -642,10 +642,12 @@ def _typed_names(question: str) -> list[str]:
     return out
 
 
-def rare_token_papers(store, question: str, settings: Settings) -> list[str]:
-    """Papers holding a technical word of the question that almost no other passage holds: a name the
-    user typed (a method, dataset or model name that is not in any title) is the strongest signal there is,
-    and a Chinese question's many bigrams must not drown it."""
+def rare_token_papers(store, question: str, settings: Settings, passages: int = RARE_PIN_PASSAGES,
+                      papers_max: int = RARE_PIN_PAPERS) -> list[str]:
+    """Papers holding a technical word of the question that almost no other passage holds (at most
+    ``passages`` passages of ``papers_max`` papers): a name the user typed (a method, dataset or model name
+    that is not in any title) is the strongest signal there is, and a Chinese question's many bigrams must
+    not drown it."""
     loaded = _bm25(store)
     if loaded is None or loaded[0] is None:
         return []
@@ -655,10 +657,10 @@ def rare_token_papers(store, question: str, settings: Settings) -> list[str]:
         toks = [t for t in tokenize(word, settings.bm25_tokenizer)[:1] if t in vocab]
         for col in (vocab[t] for t in toks):
             docs = model.sorted_docs(model.column(col)[0])
-            if len(docs) > RARE_PIN_PASSAGES:  # common: not a name (and its ids are never decoded)
+            if len(docs) > passages:  # common: not a name (and its ids are never decoded)
                 continue
             papers = list(dict.fromkeys(ids[int(d)].rsplit(":", 2)[0] for d in docs))
-            if len(papers) <= RARE_PIN_PAPERS:
+            if len(papers) <= papers_max:
                 out += [p for p in papers if p not in out]
     return out
 
@@ -783,6 +785,28 @@ def retrieve_hits(question: str, settings: Settings, filters: Filters, mode: str
     order = _rank_papers(paper_scores, pinned)
     top = order[: filters.top_k or settings.top_k]
     return _to_hits(store, top, per_paper)
+
+
+LIST_NAME_PAPERS = 12  # a "which papers" question's typed name held by at most this many papers ...
+LIST_NAME_PASSAGES = 60  # ... (in at most this many passages) brings every one of them in
+
+
+def named_list_hits(question: str, settings: Settings, filters: Filters, hits: list[Hit]) -> list[Hit]:
+    """For a "which papers ..." question: the papers holding a name the user typed ("Kuaishou", "MCP") that
+    few papers hold, after the ranked ``hits`` (the answerer decides which of them match). Recall for a
+    list must not end at the ranking's cut-off when the name itself says which papers to look at."""
+    store = _cached_store(settings)
+    have = {h.paper_id for h in hits}
+    found = rare_token_papers(store, question, settings, LIST_NAME_PASSAGES, LIST_NAME_PAPERS)
+    allowed = _allowed(store, filters)
+    if allowed is not None:
+        allowed_papers = {cid.rsplit(":", 2)[0] for cid in allowed}
+        found = [p for p in found if p in allowed_papers]
+    extra = [p for p in found if p not in have]
+    if not extra:
+        return hits
+    more = _to_hits(store, [(p, 0.0) for p in extra], {p: _paper_chunks(store, p) for p in extra})
+    return hits + [replace(h, rank=len(hits) + i) for i, h in enumerate(more, 1)]
 
 
 def _group(fused: dict[str, float], rows: dict[str, dict]) -> dict[str, list[tuple[float, dict]]]:

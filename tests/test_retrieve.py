@@ -222,3 +222,26 @@ def test_typed_names_are_technical_words_capitalised_inside_a_sentence_or_latin_
     assert _typed_names("What does GR4AD do? Where is it used") == ["GR4AD"]  # sentence-initial words are not names
     assert _typed_names("Congrats（图结构生成式重排）在哪个平台上线？ab") == ["Congrats"]  # Latin in Chinese; 2 letters: no
     assert _typed_names("how does the model work") == []
+
+
+def test_a_list_question_about_a_rare_name_sees_every_paper_holding_it(tmp_settings):
+    from rag import api
+    from rag.types import Filters, Paper
+
+    filler = [Paper(f"2601.{i:05d}", f"Generative recommendation deployed online, variant {i}", arxiv_id=f"2601.{i:05d}",
+                    abstract="We deploy a generative recommendation model online in production and report online "
+                             f"A/B gains for papers and users of variant {i}.") for i in range(24)]
+    topics = ["protein folding", "graph coloring", "speech enhancement", "robot grasping", "tax law", "river floods"]
+    named = [Paper(f"2602.{i:05d}", f"A study of {t}", arxiv_id=f"2602.{i:05d}",
+                   abstract=f"We study {t} with classical tools and report experiments on public benchmarks. "
+                            "Some of the data came from Kuaishou.")
+             for i, t in enumerate(topics)]
+    assert api.ingest_papers(filler + named, tmp_settings, name="t").ok
+    s = tmp_settings.model_copy(update={"top_k": 2})
+    question = "Which papers were deployed online at Kuaishou?"
+    ranked = {h.paper_id for h in api.retrieve(question, s, Filters(top_k=10))}
+    assert not {p.paper_id for p in named} <= ranked  # the ranking alone cuts some of them off
+    ans = api.ask(question, s)
+    assert {p.paper_id for p in named} <= {h.paper_id for h in ans.sources}
+    assert {p.paper_id for p in named} <= {c.paper_id for c in ans.citations}
+    assert [h.rank for h in ans.sources] == list(range(1, len(ans.sources) + 1))
