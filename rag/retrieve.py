@@ -10,7 +10,7 @@ import threading
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, replace
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from itertools import chain
 
 from .config import Settings
@@ -654,14 +654,27 @@ def rare_token_papers(store, question: str, settings: Settings, passages: int = 
     model, ids, _ = loaded
     vocab, out = model.vocab_dict, []
     for word in _typed_names(question):
-        toks = [t for t in tokenize(word, settings.bm25_tokenizer)[:1] if t in vocab]
-        for col in (vocab[t] for t in toks):
-            docs = model.sorted_docs(model.column(col)[0])
-            if len(docs) > passages:  # common: not a name (and its ids are never decoded)
+        for tok in tokenize(word, settings.bm25_tokenizer)[:1]:
+            cols = [vocab[t] for t in (tok, *_releases(tok, model)) if t in vocab]
+            docs = sorted({d for c in cols for d in model.sorted_docs(model.column(c)[0])}) if cols else []
+            if not docs or len(docs) > passages:  # common: not a name (and its ids are never decoded)
                 continue
             papers = list(dict.fromkeys(ids[int(d)].rsplit(":", 2)[0] for d in docs))
             if len(papers) <= papers_max:
                 out += [p for p in papers if p not in out]
+    return out
+
+
+def _releases(tok: str, model) -> list[str]:
+    """Index words that are ``tok`` joined to a number: a release or year of the name ("icassp2026",
+    "moon2"), not a longer name ("bert4rec"). Empty for a word ending in a digit."""
+    if not tok or tok[-1].isdigit():
+        return []
+    vocab = _sorted_vocab(model)
+    out = []
+    for v in vocab[bisect_left(vocab, tok + "0"): bisect_left(vocab, tok + ":")]:
+        if v[len(tok):].replace(".", "").isdigit():
+            out.append(v)
     return out
 
 

@@ -497,3 +497,12 @@ def test_a_chinese_count_part_in_other_words_takes_the_sentence_with_its_charact
     assert "1550万" in text and [c.arxiv_id for c in cites] == ["2601.00264"]
     text, _, _ = answer("S1-MMAlign 有多少作者单位？", [h])  # the characters are not there: no number is quoted
     assert "1550万" not in text
+
+
+def test_a_year_joined_to_a_name_is_found():
+    from rag.qa.terms import find
+
+    terms = {t.text: t for t in question_terms("accepted at ICASSP 2026")}
+    hay = norm("Comment: Accepted by ICASSP2026")
+    assert find(terms["ICASSP"], hay) >= 0 and find(terms["2026"], hay) >= 0
+    assert find(terms["2026"], norm("run 20261 times")) < 0

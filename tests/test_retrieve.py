@@ -245,3 +245,19 @@ def test_a_list_question_about_a_rare_name_sees_every_paper_holding_it(tmp_setti
     assert {p.paper_id for p in named} <= {h.paper_id for h in ans.sources}
     assert {p.paper_id for p in named} <= {c.paper_id for c in ans.citations}
     assert [h.rank for h in ans.sources] == list(range(1, len(ans.sources) + 1))
+
+
+def test_a_name_joined_to_a_year_is_the_same_name(tmp_settings):
+    from rag import api
+    from rag.types import Paper
+
+    filler = [Paper(f"2601.{i:05d}", f"Speech translation accepted paper {i}", arxiv_id=f"2601.{i:05d}",
+                    abstract=f"We translate speech with accepted methods, variant {i}.", comment="Accepted at a venue")
+              for i in range(20)]
+    joined = Paper("2602.00001", "Think-Clip-Sample for long videos", arxiv_id="2602.00001",
+                   abstract="We sample clips of long videos.", comment="Accepted by ICASSP2026")
+    spaced = Paper("2602.00002", "Layer-aware experts", arxiv_id="2602.00002",
+                   abstract="We add LoRA experts.", comment="Accepted by ICASSP 2026")
+    assert api.ingest_papers([*filler, joined, spaced], tmp_settings, name="t").ok
+    ans = api.ask("Which papers were accepted at ICASSP 2026?", tmp_settings.model_copy(update={"top_k": 2}))
+    assert {"2602.00001", "2602.00002"} <= {c.paper_id for c in ans.citations}

@@ -214,6 +214,9 @@ def _find_strong(key: str, acronym: str, hay: str) -> int:
     if pos < 0 and key[-1].isalpha():  # a release of the name: MOON ~ MOON2.0, MOON-3 (not BERT ~ BERT4Rec)
         m = re.search(r"(?<![a-z0-9])" + re.escape(key) + r"-?v?\d+(?:\.\d+)*(?![a-z0-9])", hay)
         pos = m.start() if m else -1
+    if pos < 0 and key.isdigit() and len(key) >= 2:  # a year or number joined to a name: "ICASSP2026"
+        m = re.search(r"(?<=[a-z])" + key + r"(?![a-z0-9])", hay)
+        pos = m.start() if m else -1
     if pos < 0 and acronym:
         pos = _bounded(acronym, hay)
         pos = pos if pos >= 0 else acronym_at(acronym, hay)
