@@ -69,6 +69,8 @@ def test_chinese_terms_drop_question_words():
     ("Which papers report more than 10 datasets or benchmarks?",
      [("Which papers report more than 10 datasets or benchmarks?", "content")]),  # a list, not a comparison
     ("Which papers use RQ-VAE or VQ-GAN?", [("Which papers use RQ-VAE or VQ-GAN?", "content")]),
+    ("Which papers involve Meituan (data, deployment or authors)?",  # examples in parentheses are not the aspect
+     [("Which papers involve Meituan (data, deployment or authors)?", "content")]),
 ])
 def test_parts_and_aspects(question, parts):
     a = analyse(question)
@@ -265,6 +267,7 @@ def test_authors_as_subject_is_not_an_author_question():
     ("哪篇论文在抖音搜索部署了？", False), ("Which paper proposes LGSID?", False),
     ("Q-BERT4Rec 在哪些公开数据集上进行了验证？", False),  # asks for datasets, not papers
     ("GPSD 论文发表在哪个会议？", False),
+    ("Give me the papers that involve Meituan.", True), ("Give the latencies each reports.", False),
 ])
 def test_list_questions_ask_for_every_matching_paper(question, listing):
     assert extractive.is_list_question(question) is listing

@@ -65,7 +65,7 @@ META_ASPECTS = ("authors", "affiliation", "venue", "doi", "license", "score", "c
 # A subject ("the LORE authors") is not a question about authors: the cue must be the thing asked.
 _SUBJECT_USE = re.compile(r"\b(?:the|its|their)\s+(?:\S+\s+)?authors?\s+(?:build|built|propose|use|used|develop|"
                           r"introduce|evaluate|collect|release)\w*", re.I)
-_LIST_EN = re.compile(r"^\s*(?:(?:and|also|so)\s+)?(?:which|what|list|name|find|show|are\s+there|is\s+there|do\s+any|"
+_LIST_EN = re.compile(r"^\s*(?:(?:and|also|so)\s+)?(?:which|what|list|name|find|show|give|get|are\s+there|is\s+there|do\s+any|"
                       r"does\s+any|any)\b(?:\s+(?!papers?\b)\S+){0,3}?\s+(?:papers|works|studies|articles|preprints)\b|"
                       r"^\s*(?:are\s+there|is\s+there|do\s+any|does\s+any)\b", re.I)
 _LIST_ZH = re.compile(r"(?:哪些|有哪些|列出)(?:[^，。？?]{0,4}?)(?:论文|文章|工作|研究|paper)|哪几篇|"
@@ -150,10 +150,13 @@ class Analysis:
 _TITLE_RUN = re.compile(r"(?<=[a-z0-9,;:)] )(?:[A-Z][\w\-]*\s+){1,6}[A-Z][\w\-]*")
 
 
+_PAREN = re.compile(r"[(（][^()（）]*[)）]")  # a gloss or examples "(data, deployment or authors)": not the thing asked
+
+
 def aspect_of(text: str) -> str:
     """The first aspect whose cue occurs in ``text``; an author-as-subject phrase is not an authors cue, and
     words of a Title Case name inside the sentence ("Think When Needed") are not cues."""
-    probe = _TITLE_RUN.sub(" ", _SUBJECT_USE.sub(" ", text))
+    probe = _TITLE_RUN.sub(" ", _SUBJECT_USE.sub(" ", _PAREN.sub(" ", text)))
     for name, rx in _ASPECTS:
         if rx.search(probe):
             return name
