@@ -822,6 +822,34 @@ def named_list_hits(question: str, settings: Settings, filters: Filters, hits: l
     return hits + [replace(h, rank=len(hits) + i) for i, h in enumerate(more, 1)]
 
 
+COAUTHOR_PAPERS = 5  # papers sharing authors brought in for "do X's authors have another paper?"
+
+def coauthor_hits(question: str, settings: Settings, filters: Filters, hits: list[Hit]) -> list[Hit]:
+    """For "do the X authors have another paper?" / "X 的作者还有哪篇": the paper the question names first,
+    then the papers sharing the most of its authors (or of the persons the question names), then the rest."""
+    from .text import author_set, person_names
+
+    store = _cached_store(settings)
+    named = pinned_papers(store, question)[:1]
+    every = store.authors_by_paper()
+    persons = person_names(question)
+    known = set().union(*(author_set(a) for a in every.values())) if persons else set()
+    target = (persons & known) or (author_set(every.get(named[0], "")) if named else set())
+    if not target:
+        return hits
+    allowed = _allowed(store, filters)
+    ok = None if allowed is None else {cid.rsplit(":", 2)[0] for cid in allowed}
+    shared = {pid: len(author_set(a) & target) for pid, a in every.items()
+              if pid not in named and (ok is None or pid in ok)}
+    top = sorted((p for p in shared if shared[p]), key=lambda p: (-shared[p], p))[:COAUTHOR_PAPERS]
+    order = list(dict.fromkeys(named + top + [h.paper_id for h in hits]))
+    have = {h.paper_id: h for h in hits}
+    new = [p for p in order if p not in have]
+    made = {h.paper_id: h for h in _to_hits(store, [(p, 0.0) for p in new], {p: _paper_chunks(store, p) for p in new})} \
+        if new else {}
+    return [replace({**have, **made}[p], rank=i) for i, p in enumerate(order, 1)]
+
+
 def _group(fused: dict[str, float], rows: dict[str, dict]) -> dict[str, list[tuple[float, dict]]]:
     per_paper: dict[str, list[tuple[float, dict]]] = defaultdict(list)
     for cid, score in fused.items():

@@ -592,6 +592,10 @@ class Store:
     def chunk_hashes(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT chunk_id, hash FROM chunks"))
 
+    def authors_by_paper(self) -> dict[str, str]:
+        """Every paper's author string (as stored with its passages)."""
+        return dict(self.db.execute("SELECT paper_id, MAX(authors) FROM chunks GROUP BY paper_id"))
+
     def chunk_rows(self, chunk_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = list(dict.fromkeys(chunk_ids))
         cols = ("chunk_id", "paper_id", "field", "lang", "text", "date_int", "title", "arxiv_id")

@@ -509,3 +509,27 @@ def test_a_year_joined_to_a_name_is_found():
     hay = norm("Comment: Accepted by ICASSP2026")
     assert find(terms["ICASSP"], hay) >= 0 and find(terms["2026"], hay) >= 0
     assert find(terms["2026"], norm("run 20261 times")) < 0
+
+
+def _authored(rank, title, arxiv_id, authors, text):
+    return hit(rank, title, arxiv_id, passage(text), passage(f"arXiv: {arxiv_id}. Authors: {'; '.join(authors)}.",
+                                                            field="meta"), authors=authors)
+
+
+def test_other_papers_by_the_same_authors():
+    named = _authored(1, "HatLLM: Hierarchical Attention Masking", "2510.10955", ("Yu Cui", "Feng Liu", "Can Wang"),
+                      "We propose HatLLM for LLM-based recommendation.")
+    ctr = _authored(2, "Field Matters: A Lightweight LLM-enhanced Method for CTR Prediction", "2505.14057",
+                    ("Yu Cui", "Feng Liu", "Xingyu Lou", "Can Wang"), "We study CTR prediction with LLMs.")
+    one = _authored(3, "Diagnosing Language Bias in Recommenders", "2510.10978", ("Bohao Wang", "Can Wang"),
+                    "We diagnose language bias in recommenders.")
+    other = _authored(4, "Unrelated work on speech", "2601.00001", ("Ann Lee",), "We study speech recognition.")
+    text, cites, _ = answer("Which CTR-prediction paper shares most of its authors with HatLLM?",
+                            [named, ctr, one, other])
+    assert [c.arxiv_id for c in cites] == ["2505.14057"] and "Yu Cui" in text
+    text, cites, _ = answer("Do the HatLLM authors have another paper?", [named, ctr, one, other])
+    assert {c.arxiv_id for c in cites} == {"2505.14057"}  # one shared name is weak when another paper shares 3
+    text, cites, _ = answer("Do the HatLLM authors have another paper?", [named, one, other])
+    assert [c.arxiv_id for c in cites] == ["2510.10978"]  # ... and enough when it is the most any paper shares
+    text, cites, _ = answer("HatLLM 的作者还有其他论文吗？", [named, other])
+    assert text.startswith(CANNOT_ANSWER) and "HatLLM 作者的其他论文" in text

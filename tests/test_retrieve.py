@@ -261,3 +261,21 @@ def test_a_name_joined_to_a_year_is_the_same_name(tmp_settings):
     assert api.ingest_papers([*filler, joined, spaced], tmp_settings, name="t").ok
     ans = api.ask("Which papers were accepted at ICASSP 2026?", tmp_settings.model_copy(update={"top_k": 2}))
     assert {"2602.00001", "2602.00002"} <= {c.paper_id for c in ans.citations}
+
+
+def test_a_question_about_the_authors_other_papers_retrieves_them(tmp_settings):
+    from rag import api
+    from rag.types import Paper
+
+    filler = [Paper(f"2601.{i:05d}", f"Retrieval algorithms evolved by LLMs, part {i}", arxiv_id=f"2601.{i:05d}",
+                    abstract=f"We evolve retrieval algorithms with language models, part {i}.",
+                    authors=(f"Person {chr(65 + i)}",)) for i in range(12)]
+    named = Paper("2602.16932", "RankEvolve: Automating the Discovery of Retrieval Algorithms", arxiv_id="2602.16932",
+                  abstract="We discover retrieval algorithms.", authors=("Jinming Nian", "Fangchen Li", "Yi Fang"))
+    theirs = Paper("2410.14567", "ELOQ: Resources for Out-of-Scope Questions", arxiv_id="2410.14567",
+                   abstract="We detect questions a knowledge base cannot answer.",
+                   authors=("Zhiyuan Peng", "Jinming Nian", "Yi Fang"))
+    assert api.ingest_papers([*filler, named, theirs], tmp_settings, name="t").ok
+    ans = api.ask("Do the RankEvolve authors have another paper in these digests?", tmp_settings)
+    assert [c.paper_id for c in ans.citations] == ["2410.14567"]
+    assert ans.sources[0].paper_id == "2602.16932"

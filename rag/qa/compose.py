@@ -276,6 +276,8 @@ def _missing_terms(part: Part, cands: list[Source]) -> list[str]:
 
 
 def _plan_part(part: Part, ctx: _Ctx) -> PartAnswer:
+    if part.aspect == "coauthored":
+        return _coauthor_part(part, ctx)
     cands = _candidates(part, ctx)
     ok = _answering(part, cands)
     if not ok:
@@ -523,6 +525,47 @@ def _meta_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
     if not lines:
         return PartAnswer(part, aspect_missing=part.aspect, missing=[_label(subjects[0])])
     return PartAnswer(part, lines)
+
+
+def _authors_of(src: Source) -> set[str]:
+    from ..text import author_set
+
+    unit = src.meta("Authors")
+    return author_set(unit.text.partition(":")[2]) if unit is not None else set()
+
+
+def _coauthor_part(part: Part, ctx: _Ctx) -> PartAnswer:
+    """"Do the X authors have another paper?": the other sources sharing most of X's authors (or of the
+    persons the question names), each with its author line; the part's other words (a topic such as
+    "CTR prediction") break ties. Unanswered when no other source shares an author."""
+    from ..text import person_names
+
+    keys = {t.key for t in part.required}
+    titled = {t.key for t in part.terms if t.kind in ("strong", "phrase", "name")}
+    named = ([s for s in ctx.sources if s.names & keys] or
+             [s for s in ctx.sources if titled and titled <= s.in_head])[:1]  # "the Caption Injection authors"
+    known = set().union(*(_authors_of(s) for s in ctx.sources))
+    persons = person_names(part.text) & known
+    if not named and not persons:  # the paper the question is about is not among the sources
+        return PartAnswer(part, missing=_missing_terms(part, ctx.sources))
+    target = persons or _authors_of(named[0])
+    shared = {s.index: len(_authors_of(s) & target) for s in ctx.sources if s not in named}
+    others = [s for s in ctx.sources if shared.get(s.index)]
+    if not others:
+        label = _label(named[0]) if named else ", ".join(sorted(persons))
+        return PartAnswer(part, aspect_missing="coauthored", missing=[label])
+    topic = Part(part.text, "content", False, tuple(t for t in part.terms if t.key not in keys
+                                                      and not _aspect_word(t, "authors")))
+    fit = {s.index: max((u.lexical for u in ctx.scored(topic, s)), default=0.0) for s in others}
+    best = max(shared[s.index] for s in others)
+    least = best if _MOST.search(part.text) else min(2, best)  # "shares most of its authors": the top ones
+    keep = sorted((s for s in others if shared[s.index] >= least),
+                  key=lambda s: (-shared[s.index], -fit[s.index], s.index))[: 1 + ctx.cfg.max_runners]
+    return PartAnswer(part, [Line(s, [Scored(s, u, s.units.index(u), 1.0, 1.0, None)])
+                             for s in keep if (u := s.meta("Authors")) is not None])
+
+
+_MOST = re.compile(r"\bmost\b|最多", re.I)
 
 
 def _person_matches(part: Part, src: Source) -> bool:

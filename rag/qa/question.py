@@ -34,6 +34,10 @@ _ASPECTS: tuple[tuple[str, re.Pattern], ...] = (
                                r"platforms?|groups?)\b|\baffiliat\w*|"
                                r"哪家|哪(?:个|所|些)(?:公司|企业|机构|大学|实验室|团队|平台|单位)|"
                                r"什么(?:公司|企业|机构|大学|实验室|团队|平台)|单位|机构", re.I)),
+    ("coauthored", re.compile(
+        r"\bauthors?\b[^?？]{0,60}\b(?:another|other|more|else)\b[^?？]{0,60}\b(?:papers?|works?|preprints?)\b|"
+        r"\b(?:shares?|sharing|in\s+common)\b[^?？]{0,40}\bauthors?\b|\bauthors?\b[^?？]{0,40}\bin\s+common\b|"
+        r"\bsame\s+(?:authors?|team)\b|作者[^？?]{0,50}(?:还有|另一篇|另外|其他|其它|别的)|(?:同一|相同|共同)(?:批|组)?作者", re.I)),
     ("authors", re.compile(r"\b(?:who|whom|authors?|authored|wrote|written\s+by|co-?authors?)\b|作者|谁", re.I)),
     ("venue", re.compile(r"\bwhere\b[^?？]{0,60}\b(?:published|accepted|presented|submitted|appear\w*)\b|"
                          r"\b(?:venues?|conferences?|journals?|workshops?|accepted|proceedings|"
@@ -60,7 +64,7 @@ _ASPECTS: tuple[tuple[str, re.Pattern], ...] = (
     ("count", re.compile(r"\bhow\s+(?:many|much|large|big)\b|\bnumber\s+of\b|\bby\s+how\s+much\b|多少|"
                          r"(?<!哪)几(?:个|种|篇|项|类|位|张|倍)|多大|规模", re.I)),
 )
-META_ASPECTS = ("authors", "affiliation", "venue", "doi", "license", "score", "code", "listed", "submitted", "date",
+META_ASPECTS = ("coauthored", "authors", "affiliation", "venue", "doi", "license", "score", "code", "listed", "submitted", "date",
                 "category", "arxiv_id")
 # A subject ("the LORE authors") is not a question about authors: the cue must be the thing asked.
 _SUBJECT_USE = re.compile(r"\b(?:the|its|their)\s+(?:\S+\s+)?authors?\s+(?:build|built|propose|use|used|develop|"
@@ -93,6 +97,11 @@ _ENTITY = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){0,2}?(?:datasets?|benchmark
                      r"architectures?|corpora|libraries|frameworks?|techniques?|loss(?:es)?)\b|"
                      r"(?:哪些|哪几个|哪几种|哪个|什么)(?:公开)?(?:数据集|基准|模型|方法|算法|指标|基线|语言|任务|"
                      r"传感器|量表|工具|编码器|框架|技术|损失)", re.I)
+
+
+def asks_coauthors(question: str) -> bool:
+    """"Do the X authors have another paper?", "Which paper shares most of its authors with X?"."""
+    return any(aspect_of(p) == "coauthored" for p in split_parts(question))
 
 
 def asks_entity(text: str) -> bool:

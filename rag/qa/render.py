@@ -22,11 +22,12 @@ _FRAME = {
            "missing": "The retrieved digests do not mention: {terms}.",
            "aspect": "The retrieved digests do not give the {aspect} of {paper}.",
            "part": "Not in the retrieved digests: {terms}.",
+           "coauthored": "The digests hold no other paper by the authors of {paper}.",
            "none": "No sources were retrieved (is the index empty, or are the filters too narrow?)."},
     "zh": {"list": "检索到的论文中符合条件的有：", "best": "根据检索到的摘要：",
            "contrast": "并未使用 {terms}，而是与之对比", "noid": "无 arXiv ID",
            "missing": "检索到的摘要中没有提到：{terms}。", "aspect": "检索到的摘要中没有给出 {paper} 的{aspect}。",
-           "part": "检索到的摘要中没有：{terms}。",
+           "part": "检索到的摘要中没有：{terms}。", "coauthored": "日报中没有 {paper} 作者的其他论文。",
            "none": "没有检索到任何来源（索引为空，或筛选条件过窄？）。"},
 }
 _ASPECT_LABEL = {
@@ -70,6 +71,8 @@ def _merge_lines(parts: list[PartAnswer]) -> list[tuple[Source, list[Scored], li
 
 def _reason(pa: PartAnswer, lang: str, part: bool = False) -> str:
     f = _FRAME[lang]
+    if pa.aspect_missing == "coauthored":
+        return f["coauthored"].format(paper=pa.missing[0])
     if pa.aspect_missing:
         return f["aspect"].format(aspect=_ASPECT_LABEL[lang][pa.aspect_missing], paper=pa.missing[0])
     sep = "、" if lang == "zh" else ", "
