@@ -533,3 +533,14 @@ def test_other_papers_by_the_same_authors():
     assert [c.arxiv_id for c in cites] == ["2510.10978"]  # ... and enough when it is the most any paper shares
     text, cites, _ = answer("HatLLM 的作者还有其他论文吗？", [named, other])
     assert text.startswith(CANNOT_ANSWER) and "HatLLM 作者的其他论文" in text
+
+
+@pytest.mark.parametrize("question, groups", [
+    ("Which papers involve Meituan (data, deployment or authors)?", [["data"], ["deploy"], ["author"]]),
+    ("Which papers use MoE, DPO or RLHF?", [["moe"], ["dpo"], ["rlhf"]]),
+    ("Which papers study neural radiance fields or 3D scene rendering?",
+     [["neural", "radianc", "field"], ["3d", "scene", "render"]]),
+    ("We study retrieval, and which papers use RQ-VAE or VQ-GAN?", [["rq-vae"], ["vq-gan"]]),
+])
+def test_or_groups_end_at_punctuation_and_take_every_listed_item(question, groups):
+    assert [list(map(list, g)) for g in analyse(question).parts[-1].alternatives] == [groups]

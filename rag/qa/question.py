@@ -213,6 +213,8 @@ def _trivial(piece: str) -> bool:
 
 
 _OR = re.compile(r"\s+(?:or|and/or)\s+|\s*/\s*|\s*、\s*(?=[A-Za-z0-9])(?<=[A-Za-z0-9]、)|(?<=[A-Za-z0-9])\s*还是\s*", re.I)
+_CLAUSE = re.compile(r"[;:()（）\[\]；：？?!。]")  # ends a run of words around "or" (a comma ends one unless
+#                                                   it lists the items of a parenthesis)
 _RUN_STOP = re.compile(r"[^\w\-@.+³]+|(?<=[\u3400-\u9fff])(?=[A-Za-z0-9])|(?<=[A-Za-z0-9])(?=[\u3400-\u9fff])")
 
 
@@ -220,14 +222,24 @@ def alternatives(text: str, terms: tuple[Term, ...]) -> tuple[tuple[tuple[str, .
     """For each "A or B" / "A / B" in ``text``: the term keys of the word run just before and just after it
     (runs stop at function words and punctuation), e.g. "neural radiance fields or 3D scene rendering"."""
     groups = []
-    for m in _OR.finditer(text):
-        left = _run(reversed(_RUN_STOP.split(text[: m.start()])))
-        right = _run(_RUN_STOP.split(text[m.end():]))
+    for m in _OR.finditer(text):  # a run also ends at punctuation: "involve Meituan (data, deployment or authors)"
+        items = re.split(r"[,，、]", _CLAUSE.split(text[: m.start()])[-1])
+        right = _run(_RUN_STOP.split(re.split(r"[,，、]", _CLAUSE.split(text[m.end():])[0])[0]))
+        # every listed item is a side: "(decoding, construction or quantization)", "use MoE, DPO or RLHF"
+        listed = _in_parens(text, m.start()) or len(_run(reversed(_RUN_STOP.split(items[-1])))) == \
+            len(_RUN_STOP.split(items[-1].strip()))
+        items = items if listed else items[-1:]
+        runs = [_run(reversed(_RUN_STOP.split(x))) for x in items] + [right]
         sides = tuple(tuple(t.key for t in terms if t.kind != "cjk" and any(_same(t, w) for w in run))
-                      for run in (left, right))
-        if all(sides):
-            groups.append(sides)
+                      for run in runs)
+        if all(sides[-2:]):
+            groups.append(tuple(x for x in sides if x))
     return tuple(groups)
+
+
+def _in_parens(text: str, pos: int) -> bool:
+    before = text[:pos]
+    return max(before.rfind("("), before.rfind("（")) > max(before.rfind(")"), before.rfind("）"))
 
 
 _GLOSS = re.compile(r"([\u3400-\u9fff]{2,}(?:\s*[A-Za-z0-9\-]+)?)[”\"」』]?\s*[（(]\s*([A-Za-z][^）)]{1,60})[）)]|"
