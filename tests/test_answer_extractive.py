@@ -69,6 +69,10 @@ def test_chinese_terms_drop_question_words():
     ("Which papers report more than 10 datasets or benchmarks?",
      [("Which papers report more than 10 datasets or benchmarks?", "content")]),  # a list, not a comparison
     ("Which papers use RQ-VAE or VQ-GAN?", [("Which papers use RQ-VAE or VQ-GAN?", "content")]),
+    ("WeaveTime 是 CVPR 2026 的论文吗？", [("WeaveTime 是 CVPR 2026 的论文吗？", "venue")]),  # yes/no about a venue
+    ("Is WeaveTime a CVPR 2026 paper?", [("Is WeaveTime a CVPR 2026 paper?", "venue")]),
+    ("What did the ICLR 2026 paper WeaveTime propose?", [("What did the ICLR 2026 paper WeaveTime propose?", "content")]),
+    ("Was ARC Prize 2025 won by a team?", [("Was ARC Prize 2025 won by a team?", "content")]),
     ("Which papers involve Meituan (data, deployment or authors)?",  # examples in parentheses are not the aspect
      [("Which papers involve Meituan (data, deployment or authors)?", "content")]),
 ])
@@ -544,3 +548,12 @@ def test_other_papers_by_the_same_authors():
 ])
 def test_or_groups_end_at_punctuation_and_take_every_listed_item(question, groups):
     assert [list(map(list, g)) for g in analyse(question).parts[-1].alternatives] == [groups]
+
+
+def test_a_whole_title_in_the_question_names_its_paper():
+    gans = hit(1, "Condition Matters in Full-head 3D GANs", "2602.07198", passage("We study conditioning of GANs."),
+               passage("arXiv: 2602.07198. Comment: Accepted by ICLR 2026.", field="meta"))
+    other = hit(2, "Synthetic Image Detection with CLIP", "2602.00001", passage("GANs make synthetic images."),
+                passage("arXiv: 2602.00001. Comment: Accepted by CVPR 2026.", field="meta"))
+    text, cites, _ = answer("Condition Matters in Full-head 3D GANs 被哪个会议接收了？", [gans, other])
+    assert [c.arxiv_id for c in cites] == ["2602.07198"] and "ICLR 2026" in text

@@ -186,8 +186,19 @@ class _Ctx:
 
 
 def _names(part: Part, src: Source) -> set[str]:
-    """The part's required terms that are this source's own name."""
-    return {t.key for t in part.required} & src.names
+    """The part's required terms that are this source's own name (all of those it holds when the part
+    quotes its whole title: "Condition Matters in Full-head 3D GANs 被哪个会议接收了？")."""
+    keys = {t.key for t in part.required}
+    if _quotes_title(part, src):
+        return keys & src.covered
+    return keys & src.names
+
+
+def _quotes_title(part: Part, src: Source) -> bool:
+    from ..text import norm
+
+    title = src.units[0].norm
+    return len(title) >= 16 and title in norm(part.text)
 
 
 def _candidates(part: Part, ctx: _Ctx) -> list[Source]:

@@ -43,6 +43,9 @@ _ASPECTS: tuple[tuple[str, re.Pattern], ...] = (
                          r"\b(?:venues?|conferences?|journals?|workshops?|accepted|proceedings|"
                          r"published\s+(?:at|in|by)(?!\s+\d{4})|appear(?:s|ed)?\s+(?:in|at))\b|会议|期刊|录用|接收|发表在|发表于|投稿|投到",
                          re.I)),
+    # "Is X a CVPR 2026 paper?", "X 是 CVPR 2026 的论文吗？": a yes/no question about a venue and year
+    ("venue", re.compile(r"^\s*(?:[Ii]s|[Ww]as|[Aa]re|[Ww]ere)\b.*\b[A-Z][A-Za-z]*[A-Z][A-Za-z]*\s*'?(?:19|20)\d{2}\b|"
+                         r"\b[A-Z][A-Za-z]*[A-Z][A-Za-z]*\s*'?(?:19|20)\d{2}\b[^？?]*吗\s*[？?]?\s*$")),
     ("doi", re.compile(r"\bdoi\b", re.I)),
     ("license", re.compile(r"\blicen[cs]e[ds]?\b|许可|授权", re.I)),
     ("score", re.compile(r"\b(?:relevance|digest|page)\s+score\b|相关性得分|评分", re.I)),
