@@ -71,6 +71,9 @@ def test_chinese_terms_drop_question_words():
     ("Which papers use RQ-VAE or VQ-GAN?", [("Which papers use RQ-VAE or VQ-GAN?", "content")]),
     ("WeaveTime 是 CVPR 2026 的论文吗？", [("WeaveTime 是 CVPR 2026 的论文吗？", "venue")]),  # yes/no about a venue
     ("Is WeaveTime a CVPR 2026 paper?", [("Is WeaveTime a CVPR 2026 paper?", "venue")]),
+    ("What string does M-Solomon output when a query needs augmentation?",  # "when" as a condition
+     [("What string does M-Solomon output when a query needs augmentation?", "content")]),
+    ("Who wrote GPSD and when?", [("Who wrote GPSD", "authors"), ("when?", "date")]),
     ("What did the ICLR 2026 paper WeaveTime propose?", [("What did the ICLR 2026 paper WeaveTime propose?", "content")]),
     ("Was ARC Prize 2025 won by a team?", [("Was ARC Prize 2025 won by a team?", "content")]),
     ("Which papers involve Meituan (data, deployment or authors)?",  # examples in parentheses are not the aspect

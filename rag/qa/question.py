@@ -53,7 +53,11 @@ _ASPECTS: tuple[tuple[str, re.Pattern], ...] = (
                           r"收录|日报", re.I)),
     ("submitted", re.compile(r"\bwhen\b[^?？]{0,60}\bsubmitted\b|\bsubmission\s+date\b|\bsubmitted\s+(?:on|to\s+arxiv)\b|"
                              r"提交", re.I)),
-    ("date", re.compile(r"\b(?:when|dates?|what\s+year|which\s+year|which\s+days?|published\s+in\s+\d{4})\b|"
+    # "when" asks for a time as a question word ("when was ...", "... and when?"), not as a condition ("what
+    # does X generate when a query needs augmentation")
+    ("date", re.compile(r"(?:^\s*|[,;，]\s*(?:and\s+)?|\band\s+)when\b|\bwhen\s+(?:was|were|did|is|are|does|do|has|"
+                        r"have|had|will|would)\b|\bwhen\s*[?？]|"
+                        r"\b(?:dates?|what\s+year|which\s+year|which\s+days?|published\s+in\s+\d{4})\b|"
                         r"日期|何时|什么时候|哪一?年|哪一?天",
                         re.I)),
     ("category", re.compile(r"\b(?:categor(?:y|ies)|subject\s+area|arxiv\s+section)\b|类别|分类|领域", re.I)),
