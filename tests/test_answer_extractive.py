@@ -560,3 +560,17 @@ def test_a_whole_title_in_the_question_names_its_paper():
                 passage("arXiv: 2602.00001. Comment: Accepted by CVPR 2026.", field="meta"))
     text, cites, _ = answer("Condition Matters in Full-head 3D GANs 被哪个会议接收了？", [gans, other])
     assert [c.arxiv_id for c in cites] == ["2602.07198"] and "ICLR 2026" in text
+
+
+def test_how_many_needs_a_sentence_naming_what_is_counted():
+    from rag.qa.question import counted
+
+    assert counted("How many federal government PDFs does GovScape make searchable?") == ("pdfs",)
+    assert counted("How many users and tracks does Yambda have?") == ("users", "tracks")
+    h = hit(1, "F-Actor: Controllable Conversational Behaviour in Full-Duplex Models", "2601.11329", passage(
+        "By keeping the audio encoder frozen and finetuning only the language model, our model requires just "
+        "2,000 hours of data. We release the model and code."))
+    text, _, _ = answer("How many parameters does the F-Actor speech model have?", [h])
+    assert text.startswith(CANNOT_ANSWER) and "2,000" not in text
+    text, cites, _ = answer("How many hours of data does F-Actor need?", [h])
+    assert "2,000 hours" in text and cites

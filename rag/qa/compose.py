@@ -22,7 +22,7 @@ from typing import Protocol
 from ..types import Hit
 from .evidence import Bridge, Dense, Scored, Source, Unit, make_source, match_terms, required_missing, \
     score_units, weights
-from .question import Analysis, Part, analyse, asks_entity, asks_enumeration, type_noun
+from .question import Analysis, Part, analyse, asks_entity, asks_enumeration, counted, type_noun
 from .terms import Term, cjk_phrases, find
 
 # Metadata fields answering each aspect, in order of preference ("*": all present ones).
@@ -355,8 +355,17 @@ def _content_units(part: Part, src: Source, ctx: _Ctx) -> list[Scored]:
     if bonus is not None:
         units = sorted(units, key=lambda s: (-(s.score + bonus(s)), s.pos))
     if part.aspect == "count":
-        units = [s for s in units if s.unit.kind == "sentence" and _new_number(s.unit.text, part.text)]
+        nouns = counted(part.text)
+        units = [s for s in units if s.unit.kind == "sentence" and _new_number(s.unit.text, part.text)
+                 and _states(s.unit.norm, nouns)]
     return units
+
+
+def _states(text: str, nouns: tuple[str, ...]) -> bool:
+    """Does a sentence name what "how many X" counts (a word of X by its stem)? True when X is unknown."""
+    from ..text import stem
+
+    return not nouns or any(re.search(r"(?<![a-z0-9])" + re.escape(stem(n)[:6]), text) for n in nouns)
 
 
 def _bonus(part: Part):
@@ -422,7 +431,9 @@ def _shaped(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer | None:
         return None
     asked = {t.key for t in part.terms}
     chars = _chars(part)
-    shape = (lambda u: _new_number(u.unit.text, part.text) and (u.lexical > 0 or _char_share(chars, u) >= CHAR_MIN)) \
+    nouns = counted(part.text)
+    shape = (lambda u: _new_number(u.unit.text, part.text) and _states(u.unit.norm, nouns)
+             and (u.lexical > 0 or _char_share(chars, u) >= CHAR_MIN)) \
         if part.aspect == "count" else (lambda u: len(_new_names(u.unit.text, asked)) >= 2)
     units = [u for u in ctx.scored(part, named[0]) if u.unit.kind == "sentence" and shape(u)]
     units = sorted(units, key=lambda u: (-u.lexical, -_char_share(chars, u), u.pos))

@@ -106,6 +106,21 @@ _ENTITY = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){0,2}?(?:datasets?|benchmark
                      r"传感器|量表|工具|编码器|框架|技术|损失)", re.I)
 
 
+_HOW_MANY = re.compile(r"\bhow\s+many\s+((?:[\w\-]+\s+){0,3}?[\w\-]+?)(?=\s+(?:does|do|did|is|are|was|were|has|have|had|"
+                       r"can|could|will|would|in|of|on|at|for|from|per|with|by|that|which|were|there)\b|\s*[?？,]|$)",
+                       re.I)
+
+
+def counted(text: str) -> tuple[str, ...]:
+    """What an English "how many X ..." part counts: the head noun of X ("PDFs" of "federal government PDFs"),
+    of each side of "X and Y"."""
+    m = _HOW_MANY.search(text)
+    if not m:
+        return ()
+    sides = re.split(r"\s+(?:and|or)\s+", m.group(1).lower())
+    return tuple(side.split()[-1] for side in sides if side.split() and side.split()[-1] not in STOPWORDS)
+
+
 def asks_coauthors(question: str) -> bool:
     """"Do the X authors have another paper?", "Which paper shares most of its authors with X?"."""
     return any(aspect_of(p) == "coauthored" for p in split_parts(question))
