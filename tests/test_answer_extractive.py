@@ -74,6 +74,10 @@ def test_chinese_terms_drop_question_words():
     ("What string does M-Solomon output when a query needs augmentation?",  # "when" as a condition
      [("What string does M-Solomon output when a query needs augmentation?", "content")]),
     ("Who wrote GPSD and when?", [("Who wrote GPSD", "authors"), ("when?", "date")]),
+    ("When was Q-BERT4Rec submitted, and under what license?",
+     [("When was Q-BERT4Rec submitted", "submitted"), ("under what license?", "license")]),
+    ("What accuracy does LORE get on RAIR?", [("What accuracy does LORE get on RAIR?", "count")]),  # a measure
+    ("What score function does LORE use?", [("What score function does LORE use?", "content")]),
     ("What did the ICLR 2026 paper WeaveTime propose?", [("What did the ICLR 2026 paper WeaveTime propose?", "content")]),
     ("Was ARC Prize 2025 won by a team?", [("Was ARC Prize 2025 won by a team?", "content")]),
     ("Which papers involve Meituan (data, deployment or authors)?",  # examples in parentheses are not the aspect
@@ -574,3 +578,25 @@ def test_how_many_needs_a_sentence_naming_what_is_counted():
     assert text.startswith(CANNOT_ANSWER) and "2,000" not in text
     text, cites, _ = answer("How many hours of data does F-Actor need?", [h])
     assert "2,000 hours" in text and cites
+
+
+def test_a_two_letter_acronym_is_not_spelled_across_a_skipped_word():
+    from rag.qa.terms import find
+
+    t = next(t for t in question_terms("Which paper proposes MP-Head?") if t.text == "MP-Head")
+    assert find(t, norm("We develop methods for providing recommendations to groups.")) < 0
+    rq = next(t for t in question_terms("Which papers use RQ-VAE?") if t.text == "RQ-VAE")
+    assert find(rq, norm("Items are tokenized by residual quantization.")) >= 0
+
+
+def test_a_metric_name_is_not_an_organisation_and_a_named_measure_must_be_stated():
+    h = hit(1, "Align3GR: Unified Multi-Level Alignment", "2511.11255", passage(
+        "Align3GR outperforms the SOTA baseline by +17.8% in Recall@10, with full-scale deployment on an "
+        "industrial large-scale recommendation platform."),
+        passage("arXiv: 2511.11255. Authors: Wencai Ye; Peng Jiang.", field="meta"))
+    text, _, _ = answer("Which company deployed Align3GR?", [h])
+    assert text.startswith(CANNOT_ANSWER)
+    text, _, _ = answer("What accuracy does Align3GR reach?", [h])
+    assert text.startswith(CANNOT_ANSWER)
+    text, cites, _ = answer("What gain in Recall@10 does Align3GR report?", [h])
+    assert "17.8%" in text and cites

@@ -672,7 +672,7 @@ def _aspect_sentence(part: Part, src: Source, ctx: _Ctx) -> Scored | None:
     return units[0] if units else None
 
 
-_PROPER = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)*)\b")
+_PROPER = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)*)\b(?![@\d])")  # not "Recall@10"
 
 
 def _org_names(text: str, own: set[str]) -> list[str]:

@@ -19,6 +19,10 @@ from ..text import language
 from ..text import STOPWORDS
 from .terms import FRAME_WORDS, Term, question_terms
 
+# What a measurement is called: "what accuracy / latency / F1 ..." asks for a number.
+_MEASURES = (r"(?:accuracy|precision|recall|f1|auc|score|latency|speed|throughput|size|length|percentage|rate|"
+             r"cost|price|error|gain|lift|improvement|speedup)(?=\s+(?:does|do|did|is|are|was|were|of|on|for|in|at|"
+             r"has|have|had|can|could|will|would|when|with)\b|\s*[?？,;]|\s*$)")
 # Cue patterns: general question words of English and Chinese, one per aspect (first match wins).
 _ASPECTS: tuple[tuple[str, re.Pattern], ...] = (
     ("expansion", re.compile(r"\bstands?\s+for\b|\bfull\s+(?:name|form|title)\b|\babbreviat\w*|\bacronym\b|"
@@ -69,6 +73,7 @@ _ASPECTS: tuple[tuple[str, re.Pattern], ...] = (
                            r"worse|more|fewer|less|cheaper|longer|shorter)\b[^?？]*\b(?:or|and)\b|"
                            r"(?:哪个|哪一个|哪篇|谁)(?:的)?[^？?，,]{0,6}?更", re.I)),
     ("count", re.compile(r"\bhow\s+(?:many|much|large|big)\b|\bnumber\s+of\b|\bby\s+how\s+much\b|多少|"
+                         r"\bwhat(?:'s|\s+(?:is|was|are|were))?\s+(?:the\s+|its\s+|their\s+)?(?:[\w\-]+\s+){0,2}" + _MEASURES + "|"
                          r"(?<!哪)几(?:个|种|篇|项|类|位|张|倍)|多大|规模", re.I)),
 )
 META_ASPECTS = ("coauthored", "authors", "affiliation", "venue", "doi", "license", "score", "code", "listed", "submitted", "date",
@@ -84,7 +89,8 @@ _LIST_ZH = re.compile(r"(?:哪些|有哪些|列出)(?:[^，。？?]{0,4}?)(?:论
 # Where a question splits into parts: a second question mark, ";", or "and" + a question word.
 _PART_SPLIT = re.compile(
     r"(?<=[?？])\s*(?=\S)|;\s*|；|"
-    r",?\s+and\s+(?=(?:(?:on|in|at|for|by|from|with|to|over|against)\s+)?(?:what|which|how|who|whom|whose|when|"
+    r",?\s+and\s+(?=(?:(?:on|in|at|for|by|from|with|to|over|against|under|about|into|through|during|via|of|up\s+to)\s+)?"
+    r"(?:what|which|how|who|whom|whose|when|"
     r"where|why|is|are|was|were|does|do|did|has|have|can)\b)|"
     r"[，,]\s*(?:以及|并且|还有|另外|同时|那么)?(?=[^，,]{0,12}(?:什么|哪|多少|谁|如何|怎么|怎样|是否|几))|以及|并且",
     re.I)
@@ -111,12 +117,18 @@ _HOW_MANY = re.compile(r"\bhow\s+many\s+((?:[\w\-]+\s+){0,3}?[\w\-]+?)(?=\s+(?:d
                        re.I)
 
 
+_GENERIC_MEASURES = frozenset("size length speed rate score gain lift improvement speedup percentage".split())
+_WHAT_MEASURE = re.compile(r"\bwhat(?:'s|\s+(?:is|was|are|were))?\s+(?:the\s+|its\s+|their\s+)?(?:[\w\-]+\s+){0,2}"
+                           r"(" + _MEASURES + ")", re.I)
+
+
 def counted(text: str) -> tuple[str, ...]:
     """What an English "how many X ..." part counts: the head noun of X ("PDFs" of "federal government PDFs"),
-    of each side of "X and Y"."""
+    of each side of "X and Y"; what "what accuracy ..." measures."""
     m = _HOW_MANY.search(text)
-    if not m:
-        return ()
+    if not m:  # a named measure must be in the sentence; "what size / rate / gain" is any number with a unit
+        w = _WHAT_MEASURE.search(text)
+        return (w.group(1).lower(),) if w and w.group(1).lower() not in _GENERIC_MEASURES else ()
     sides = re.split(r"\s+(?:and|or)\s+", m.group(1).lower())
     return tuple(side.split()[-1] for side in sides if side.split() and side.split()[-1] not in STOPWORDS)
 

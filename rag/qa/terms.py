@@ -181,7 +181,7 @@ def _spell(acr: str, words: list[str]) -> bool:
         head = words[: len(acr)]
         return all(len(w) >= 2 for w in head) and sum(w in STOPWORDS for w in head) <= 1 and \
             sum(len(w) >= 3 for w in head) >= len(head) - 1
-    for skip in range(1, len(acr)):
+    for skip in range(1, len(acr) if len(acr) > 2 else 1):  # two letters spelled across a skipped word: chance
         cand = initials[:skip] + initials[skip + 1:]
         kept = words[:skip] + words[skip + 1: len(acr) + 1]
         if cand.startswith(acr) and content(kept) and words[skip] in STOPWORDS | {"via", "of"}:
