@@ -77,6 +77,10 @@ def test_chinese_terms_drop_question_words():
     ("When was Q-BERT4Rec submitted, and under what license?",
      [("When was Q-BERT4Rec submitted", "submitted"), ("under what license?", "license")]),
     ("What accuracy does LORE get on RAIR?", [("What accuracy does LORE get on RAIR?", "count")]),  # a measure
+    ("Two papers are called GRACE - what does each one do?",
+     [("Two papers are called GRACE - what does each one do?", "compare")]),
+    ("两篇都叫 GRACE 的论文，分别做什么？", [("两篇都叫 GRACE 的论文，分别做什么？", "compare")]),
+    ("How many items does each user rate?", [("How many items does each user rate?", "count")]),
     ("What score function does LORE use?", [("What score function does LORE use?", "content")]),
     ("What did the ICLR 2026 paper WeaveTime propose?", [("What did the ICLR 2026 paper WeaveTime propose?", "content")]),
     ("Was ARC Prize 2025 won by a team?", [("Was ARC Prize 2025 won by a team?", "content")]),
@@ -600,3 +604,17 @@ def test_a_metric_name_is_not_an_organisation_and_a_named_measure_must_be_stated
     assert text.startswith(CANNOT_ANSWER)
     text, cites, _ = answer("What gain in Recall@10 does Align3GR report?", [h])
     assert "17.8%" in text and cites
+
+
+def test_papers_sharing_a_name_are_labelled_by_their_full_titles_and_their_contributions():
+    a = hit(1, "GRACE: Generative Recommendation via Journey-Aware Sparse Attention", "2507.14758", passage(
+        "In this work, we propose GRACE, a generative framework for multi-behavior recommendation. Experiments on "
+        "two real-world datasets show gains of up to +106.9% HR@10."))
+    b = hit(2, "GRACE: Generative Recommender Acceleration Engine for Real-Time Ads Retrieval", "2608.00938", passage(
+        "Serving generative recommenders creates two challenges. This paper presents GRACE, a serving system for "
+        "ads generative retrieval."))
+    text, cites, _ = answer("There are two papers called GRACE - what does each one do?", [a, b])
+    assert "Journey-Aware Sparse Attention (2507.14758)" in text and "Real-Time Ads Retrieval (2608.00938)" in text
+    assert "we propose GRACE" in text and "presents GRACE" in text and "+106.9%" not in text
+    text, _, _ = answer("What does GRACE propose for ads retrieval?", [b])
+    assert "- GRACE (2608.00938)" in text  # one paper of that name: its short name

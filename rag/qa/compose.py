@@ -696,7 +696,7 @@ def _compare_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
         return _content_part(Part(part.text, "content", part.listing, part.terms), ok, ctx)
     lines = []
     asks = [t for t in part.terms if t.key not in set().union(*(_names(part, s) for s in named))
-            and not _aspect_word(t, "compare")]
+            and not _aspect_word(t, "compare") and t.text.lower() not in _COUNT_WORDS]  # "the two papers"
     quantity = bool(_QUANTITY.search(part.text))
     for src in named[:4]:
         units = _content_units(part, src, ctx)
@@ -710,6 +710,7 @@ def _compare_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
     return PartAnswer(part, lines) if lines else PartAnswer(part, missing=_weak_missing(part, ok, ctx))
 
 
+_COUNT_WORDS = frozenset("two three four both each".split())
 # A comparison of quantities: comparatives and the measures they are about (the answer is numbers).
 _QUANTITY = re.compile(r"\b(?:bigger|larger|smaller|higher|lower|faster|slower|more|fewer|less|better|worse|"
                        r"latenc(?:y|ies)|speed|gains?|improvements?|how\s+(?:many|much))\b|"

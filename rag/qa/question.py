@@ -67,7 +67,10 @@ _ASPECTS: tuple[tuple[str, re.Pattern], ...] = (
     ("category", re.compile(r"\b(?:categor(?:y|ies)|subject\s+area|arxiv\s+section)\b|类别|分类|领域", re.I)),
     ("arxiv_id", re.compile(r"\barxiv\s*(?:ids?|numbers?|identifiers?)\b|编号", re.I)),
     ("compare", re.compile(r"\b(?:compare[ds]?|comparison|differ(?:s|ence|ences)?|different|vs\.?|versus|"
-                           r"distinguish)\b|区别|不同|差异|比较|对比|相比|"
+                           r"distinguish)\b|区别|不同|差异|比较|对比|相比|各自|"
+                           # "what does each one do?", "两篇…分别做什么？": each of several papers on one point
+                           r"\b(?:what|how|which)\b[^?？]{0,30}\beach\b(?!\s+(?:item|user|query|sample|step)s?\b)|"
+                           r"分别(?:做|是|提出|研究|讲)|"
                            # "which is faster, A or B?", "A 和 B 哪个更大？": a comparative asked between two things
                            r"\bwhich\b(?!\s+(?:papers?|works?|studies|articles)\b)(?:\s+\w+){0,3}?\s+(?:faster|slower|bigger|larger|smaller|higher|lower|better|"
                            r"worse|more|fewer|less|cheaper|longer|shorter)\b[^?？]*\b(?:or|and)\b|"

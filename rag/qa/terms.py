@@ -31,7 +31,7 @@ _ZH_FUNCTION = ("可以", "哪些", "哪篇", "哪几篇", "哪个", "哪一篇"
 _ZH_STOP_CHARS = "的了在是有和与及或中上下把被对为其这那哪个篇些啥嘛吧呀用于从到也都就还并而且所"
 # Words that refer to the sources themselves ("which papers use ...", "哪些论文使用了 ..."): never content.
 FRAME_WORDS = frozenset("""paper papers work works study studies article articles preprint preprints publication
-publications digest digests arxiv use uses using used kind kinds type types sort give tell""".split())
+publications digest digests arxiv use uses using used kind kinds type types sort give tell called named""".split())
 _ZH_FRAME = ("论文", "文章", "文献", "工作", "使用", "采用", "利用", "用到", "用了")
 WEAK_PREFIX = 7  # plain words match by this many letters of their stem (industrial ~ industry, evaluated ~ evaluation)
 _MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
