@@ -618,3 +618,17 @@ def test_papers_sharing_a_name_are_labelled_by_their_full_titles_and_their_contr
     assert "we propose GRACE" in text and "presents GRACE" in text and "+106.9%" not in text
     text, _, _ = answer("What does GRACE propose for ads retrieval?", [b])
     assert "- GRACE (2608.00938)" in text  # one paper of that name: its short name
+
+
+def test_an_acronym_many_papers_use_is_no_papers_name_and_capitals_may_be_spelled_out():
+    from dataclasses import replace as _replace
+
+    from rag.qa.terms import find
+
+    kg = next(t for t in question_terms("which KG method inspired JAM?") if t.text == "KG")
+    text = norm("We propose a retrieval method over a knowledge graph (KG) for recommendation.")
+    assert names_paper(kg, norm("Knowledge Graph RAG for Recommendation"), text)
+    assert not names_paper(_replace(kg, shared=True), norm("Knowledge Graph RAG for Recommendation"), text)
+    assert names_paper(_replace(kg, shared=True), norm("KG: a knowledge graph paper"))  # its title still names it
+    rag = next(t for t in question_terms("Which papers use RAG?") if t.text == "RAG")
+    assert find(rag, norm("We study retrieval-augmented generation for QA.")) >= 0

@@ -133,14 +133,14 @@ def with_stats(a: Analysis, stats: Stats | None, cfg: Config) -> tuple[Analysis,
         return a, {}
     shares = {t.key: stats.share(t.key if t.kind == "cjk" else t.text) for t in a.terms}
     rarity = {k: _rarity(v, cfg) for k, v in shares.items()}
-    common = {t.key for t in a.terms if t.kind == "strong" and (shares[t.key] or 0.0) > cfg.focus_max_share
-              and stats.papers(t.text) > cfg.focus_min_papers}
+    spread = {t.key for t in a.terms if t.kind == "strong" and stats.papers(t.text) > cfg.focus_min_papers}
+    common = {k for k in spread if (shares[k] or 0.0) > cfg.focus_max_share}
     # a capitalised name the index has never seen ("deployed at Shopee") is what the question is about
     absent = {t.key for t in a.terms if t.kind == "name" and shares[t.key] is None and t.key not in _DIGEST_LANGUAGES}
-    if not common and not absent:
+    if not spread and not absent:
         return a, rarity
     kinds = {**{k: "common" for k in common}, **{k: "strong" for k in absent}}
-    fix = lambda ts: tuple(replace(t, kind=kinds[t.key]) if t.key in kinds else t for t in ts)  # noqa: E731
+    fix = lambda ts: tuple(replace(t, kind=kinds.get(t.key, t.kind), shared=t.key in spread) for t in ts)  # noqa: E731
     terms = fix(a.terms)
     subject = tuple(t for t in terms if t.required)
     parts = tuple(_borrow(replace(p, terms=fix(p.terms)), subject) for p in a.parts)

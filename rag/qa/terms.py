@@ -57,6 +57,7 @@ class Term:
     kind: str  # strong | phrase | name | date | weak | cjk | common
     acronym: str = ""  # first all-caps part of a compound, expandable to word initials
     span: tuple[int, ...] = ()  # cjk: the question character positions this bigram stands for
+    shared: bool = False  # held by many papers of the index ("KG"): a paper's text defining it does not name it
 
     @property
     def required(self) -> bool:
@@ -102,6 +103,12 @@ def _acronym_part(tok: str) -> str:
     return first.lower() if 2 <= len(first) <= 5 and first.isalpha() and first.isupper() else ""
 
 
+def _spelled(key: str, tok: str) -> str:
+    """An all-capitals word of 3-5 letters ("RAG", "LLMs") may be written out in the text: its letters."""
+    core = tok[:-1] if tok.endswith("s") and tok[:-1].isupper() else tok
+    return key if 3 <= len(core) <= 5 and core.isalpha() and core.isupper() else ""
+
+
 def _sentence_initial(text: str, pos: int) -> bool:
     before = text[:pos].rstrip()
     return not before or before[-1] in ".?!:;(\"'“‘，。？！：；（、"
@@ -118,7 +125,7 @@ def latin_terms(question: str) -> list[Term]:
             continue
         if _is_strong(tok):
             key = low[:-1] if tok.endswith("s") and tok[:-1].isupper() and len(tok) > 3 else low
-            out.append(Term(tok, key, "strong", _acronym_part(tok) if "-" in tok else ""))
+            out.append(Term(tok, key, "strong", _acronym_part(tok) if "-" in tok else _spelled(key, tok)))
         elif tok[0].isupper() and low.isalpha() and not _sentence_initial(q, m.start()):
             out.append(Term(tok, low, "name"))
         elif len(low) >= 3 and low.replace("-", "").isalpha():
@@ -267,6 +274,8 @@ def names_paper(term: Term, title: str, text: str = "") -> bool:
         return _find_phrase(key, title) >= 0
     if re.search(r"(?<![a-z0-9-])" + re.escape(key) + r"(?![a-z0-9-])", title):
         return True
+    if term.shared:  # "we study knowledge graphs (KG)": a concept many papers use, not this paper's name
+        return False
     k = re.escape(key)
     return bool(re.search(rf"\b{_OWN}\s+(?:\S+\s+){{0,8}}?{k}(?![a-z0-9-])|"
                           rf"\b{_OWN}\s+(?:[^\s.]+\s+){{1,12}}?\({k}\)|"  # "we propose A Long Name (ALN)"
