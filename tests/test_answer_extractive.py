@@ -632,3 +632,13 @@ def test_an_acronym_many_papers_use_is_no_papers_name_and_capitals_may_be_spelle
     assert names_paper(_replace(kg, shared=True), norm("KG: a knowledge graph paper"))  # its title still names it
     rag = next(t for t in question_terms("Which papers use RAG?") if t.text == "RAG")
     assert find(rag, norm("We study retrieval-augmented generation for QA.")) >= 0
+
+
+def test_a_comparison_asking_which_benchmarks_quotes_the_sentence_naming_them():
+    tcs = hit(1, "Think-Clip-Sample: Slow-Fast Frame Selection for Video Understanding", "2601.11359", passage(
+        "We present Think-Clip-Sample (TCS), a training-free framework with two components. Extensive experiments "
+        "on MLVU, LongVideoBench, and VideoMME demonstrate that TCS consistently improves performance."))
+    ocr = hit(2, "OCR-Agent: Agentic OCR with Capability and Memory Reflection", "2602.21053", passage(
+        "We propose OCR-Agent. Experiments on the challenging OCRBench v2 benchmark show gains."))
+    text, _, _ = answer("Compare OCR-Agent and Think-Clip-Sample: which benchmarks does each evaluate on?", [tcs, ocr])
+    assert "MLVU, LongVideoBench" in text and "OCRBench v2" in text

@@ -703,11 +703,22 @@ def _compare_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
         if quantity:  # "which is faster / gains more": the sentences stating numbers first
             units = sorted(units, key=lambda u: (not (u.lexical > 0 and _new_number(u.unit.text, part.text)),))
         best = next((u for u in units if u.unit.kind == "sentence"), units[0] if units else None)
-        if not asks or best is None or best.lexical == 0:  # "how do they differ?": what each one is
+        named_things = _entity_sentence(part, src, ctx) if asks_entity(part.text) else None
+        if (best is None or best.lexical == 0) and named_things is not None:  # "which benchmarks does each use?"
+            best = named_things
+        elif not asks or best is None or best.lexical == 0:  # "how do they differ?": what each one is
             best = _contribution(src) or best
         if best is not None:
             lines.append(Line(src, [best]))
     return PartAnswer(part, lines) if lines else PartAnswer(part, missing=_weak_missing(part, ok, ctx))
+
+
+def _entity_sentence(part: Part, src: Source, ctx: _Ctx) -> Scored | None:
+    """The sentence of a source naming the most things the question does not (datasets, models ...), if two."""
+    asked = {t.key for t in part.terms}
+    units = [(len(_new_names(u.unit.text, asked)), u) for u in ctx.scored(part, src) if u.unit.kind == "sentence"]
+    units = [(n, u) for n, u in units if n >= 2]
+    return max(units, key=lambda x: (x[0], x[1].lexical, -x[1].pos))[1] if units else None
 
 
 _COUNT_WORDS = frozenset("two three four both each".split())
