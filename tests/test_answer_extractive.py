@@ -629,7 +629,10 @@ def test_an_acronym_many_papers_use_is_no_papers_name_and_capitals_may_be_spelle
     text = norm("We propose a retrieval method over a knowledge graph (KG) for recommendation.")
     assert names_paper(kg, norm("Knowledge Graph RAG for Recommendation"), text)
     assert not names_paper(_replace(kg, shared=True), norm("Knowledge Graph RAG for Recommendation"), text)
-    assert names_paper(_replace(kg, shared=True), norm("KG: a knowledge graph paper"))  # its title still names it
+    assert names_paper(_replace(kg, shared=True), norm("KG: a knowledge graph paper"))  # a paper called just that
+    assert names_paper(_replace(kg, shared=True), norm("Multi-hop KG reasoning: a study"))  # in its name part
+    assert not names_paper(_replace(kg, shared=True), norm("A very long framework name for multi-hop KG: a study"))
+    assert not names_paper(_replace(kg, shared=True), norm("MHier: multi-hop KG reasoning"))
     rag = next(t for t in question_terms("Which papers use RAG?") if t.text == "RAG")
     assert find(rag, norm("We study retrieval-augmented generation for QA.")) >= 0
 

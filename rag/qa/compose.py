@@ -609,7 +609,7 @@ def _subjects(part: Part, ok: list[Source], ctx: _Ctx) -> list[Source]:
         return ok
     named = _disambiguate(part, _best_named(part, ok), ctx)
     grouped = {k for g in part.alternatives for side in g for k in side}
-    if named or any(t.key not in grouped for t in part.required):
+    if named or any(t.key not in grouped and not t.shared for t in part.required):  # "2D" describes, not names
         return named
     content = Part(part.text, "content", False, tuple(t for t in part.terms if not _aspect_word(t, part.aspect)))
     ranked = _best(content, ok, ctx)

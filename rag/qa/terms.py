@@ -272,9 +272,13 @@ def names_paper(term: Term, title: str, text: str = "") -> bool:
     key = term.key
     if term.kind == "phrase":
         return _find_phrase(key, title) >= 0
-    if re.search(r"(?<![a-z0-9-])" + re.escape(key) + r"(?![a-z0-9-])", title):
+    # a word many papers use ("RAG", "2D") names a paper only in its name, before a colon ("Multi-Head RAG: ..."),
+    # not in the rest of a title ("MHier-RAG: Multi-Modal RAG for ..."), nor by being defined in its text
+    head = title.split(":")[0] if ":" in title else ""
+    where = (head if len(head) <= 40 else "") if term.shared else title
+    if re.search(r"(?<![a-z0-9-])" + re.escape(key) + r"(?![a-z0-9-])", where):
         return True
-    if term.shared:  # "we study knowledge graphs (KG)": a concept many papers use, not this paper's name
+    if term.shared:
         return False
     k = re.escape(key)
     return bool(re.search(rf"\b{_OWN}\s+(?:\S+\s+){{0,8}}?{k}(?![a-z0-9-])|"
