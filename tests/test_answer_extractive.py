@@ -645,3 +645,19 @@ def test_a_comparison_asking_which_benchmarks_quotes_the_sentence_naming_them():
         "We propose OCR-Agent. Experiments on the challenging OCRBench v2 benchmark show gains."))
     text, _, _ = answer("Compare OCR-Agent and Think-Clip-Sample: which benchmarks does each evaluate on?", [tcs, ocr])
     assert "MLVU, LongVideoBench" in text and "OCRBench v2" in text
+
+
+def test_a_word_many_papers_use_only_qualifies_a_question_about_a_named_paper():
+    h = hit(1, "HCGRec: Hint-Conditioned Generative Recommendation", "2608.11980", passage(
+        "HCGRec uses supervised learning for hinted tokens and GRPO to optimize the sampled suffix."))
+    class Spread(FakeStats):  # RL in 1% of passages (not common) but in 10 papers (shared)
+        def share(self, text):
+            return 0.01 if text.lower() == "rl" else 0.001
+
+        def papers(self, text):
+            return 10.0 if text.lower() == "rl" else 1.0
+
+    text, cites, _ = answer("Which RL algorithm does HCGRec use for the suffix?", [h], stats=Spread(set()))
+    assert "GRPO" in text and cites
+    text, _, _ = answer("Which RL algorithm does HCGRec use for the suffix?", [h])  # RL rare: required, absent
+    assert text.startswith(CANNOT_ANSWER)

@@ -266,7 +266,10 @@ def _answering(part: Part, cands: list[Source]) -> list[Source]:
 def _holds_required(part: Part, src: Source) -> bool:
     """Every required term outside "A or B" groups; of each group one side: all of its required terms, and
     for a group of names ("Kuaishou or Douyin") at least one of them."""
-    required = {t.key for t in part.required}
+    # once a name says which paper this is, a word many papers use only qualifies what is asked ("which RL
+    # algorithm does HCGRec use": its text says GRPO, not RL)
+    named = bool(_names(part, src))
+    required = {t.key for t in part.required if not (named and t.shared)}
     grouped = {k for g in part.alternatives for side in g for k in side}
     if any(k not in src.covered for k in required - grouped):
         return False
