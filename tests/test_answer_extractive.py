@@ -661,3 +661,15 @@ def test_a_word_many_papers_use_only_qualifies_a_question_about_a_named_paper():
     assert "GRPO" in text and cites
     text, _, _ = answer("Which RL algorithm does HCGRec use for the suffix?", [h])  # RL rare: required, absent
     assert text.startswith(CANNOT_ANSWER)
+
+
+def test_a_list_is_not_limited_to_the_papers_its_words_name():
+    named = hit(1, "Role-Augmented Intent-Driven Generative Search Engine Optimization", "2508.11158", passage(
+        "We propose a Role-Augmented Intent-Driven Generative Search Engine Optimization (G-SEO) method."))
+    geo = hit(2, "SAGEO Arena: A Realistic Environment for Generative Engine Optimization", "2602.12187", passage(
+        "Generative engine optimization (GEO) rewrites content for generative search engines; we build an arena."))
+    caption = hit(3, "Caption Injection for Optimization in Generative Search Engine", "2511.04080", passage(
+        "We introduce Caption Injection, the first multimodal G-SEO method for generative search engines."))
+    text, cites, _ = answer("Which papers are about generative engine optimization (GEO / G-SEO)?",
+                            [named, geo, caption])
+    assert {c.arxiv_id for c in cites} == {"2508.11158", "2602.12187", "2511.04080"}

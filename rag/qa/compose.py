@@ -255,7 +255,7 @@ def _answering(part: Part, cands: list[Source]) -> list[Source]:
     group. When the part names several papers ("X's A and Y's B"), each needs its own name and one of the
     other required terms."""
     naming = set().union(*(_names(part, s) for s in cands)) if not part.listing else set()
-    if len([s for s in cands if _names(part, s)]) > 1:
+    if not part.listing and len([s for s in cands if _names(part, s)]) > 1:
         rest = [t.key for t in part.required if t.key not in naming]
         quoted = {t.key for t in part.required if t.kind == "phrase"}
         return [s for s in cands if _names(part, s) and (not rest or any(k in s.covered for k in rest)
