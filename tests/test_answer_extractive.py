@@ -673,3 +673,11 @@ def test_a_list_is_not_limited_to_the_papers_its_words_name():
     text, cites, _ = answer("Which papers are about generative engine optimization (GEO / G-SEO)?",
                             [named, geo, caption])
     assert {c.arxiv_id for c in cites} == {"2508.11158", "2602.12187", "2511.04080"}
+
+
+def test_a_company_in_the_rest_of_a_title_is_not_the_papers_own_name():
+    h = hit(1, "MTGR: Industrial-Scale Generative Recommendation Framework in Meituan", "2505.18654", passage(
+        "We propose MTGR. This breakthrough was successfully deployed on Meituan, the world's largest food "
+        "delivery platform."))
+    text, cites, _ = answer("Which platform was MTGR deployed on?", [h])
+    assert "deployed on Meituan" in text and cites

@@ -667,7 +667,7 @@ def _aspect_sentence(part: Part, src: Source, ctx: _Ctx) -> Scored | None:
     cue = _ASPECT_SENTENCE.get(part.aspect)
     if cue is None:
         return None
-    own = set(re.findall(r"[a-z0-9]+", src.units[0].norm))
+    own = set(re.findall(r"[a-z0-9]+", src.units[0].norm.split(":")[0]))  # its name, not "... in Meituan"
     content = Part(part.text, "content", False, tuple(t for t in part.terms if not _aspect_word(t, part.aspect)),
                    alternatives=part.alternatives)
     units = [s for s in ctx.scored(content, src) if s.unit.kind == "sentence" and cue.search(s.unit.text)
