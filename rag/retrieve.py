@@ -523,13 +523,18 @@ def term_stats(settings: Settings) -> TermStats | None:
 
 # ---------------------------------------------------------------- dense
 
+DENSE_FETCH = 3
+
+
 def dense_search(store, query: str, settings: Settings, n: int, filters: Filters,
                  allowed: set[str] | None) -> list[tuple[str, float]]:
     from .embed import get_embedder
 
     vec = get_embedder(settings).embed_query(query)
     where = _date_where(filters)
-    fetch = n if allowed is None else n * 5
+    # HNSW is approximate and its in-memory graph differs a little between processes: a chunk near the cut-off
+    # of n may be found in one and missed in another. Fetching 3n keeps the top n the same.
+    fetch = n * DENSE_FETCH if allowed is None else n * 5
     hits = store.dense_query(vec, fetch, where)
     if allowed is not None:
         hits = [h for h in hits if h[0] in allowed]
