@@ -36,8 +36,8 @@ def language(question: str) -> str:
 def answer_stream(question: str, settings: Settings, filters: Filters,
                   history: list) -> Iterator[str | Answer]:
     """Yield text deltas as they are produced, then the final :class:`Answer`."""
-    from .qa.question import asks_coauthors
-    from .retrieve import coauthor_hits, named_list_hits, names_indexed_paper, retrieve_hits
+    from .qa.question import asks_coauthors, listed_field
+    from .retrieve import coauthor_hits, meta_list_hits, named_list_hits, names_indexed_paper, retrieve_hits
 
     t0 = time.perf_counter()
     answerer, reason = settings.llm_choice()
@@ -47,6 +47,9 @@ def answer_stream(question: str, settings: Settings, filters: Filters,
     hits = list(retrieve_hits(asked, settings, listed))
     if listed.top_k != filters.top_k:  # a "which papers" question of the offline answerer
         hits = named_list_hits(asked, settings, listed, hits)
+        label = listed_field(asked)
+        if label:
+            hits = meta_list_hits(asked, settings, listed, hits, label)
     if asks_coauthors(asked):
         hits = coauthor_hits(asked, settings, listed, hits)
     t1 = time.perf_counter()

@@ -827,6 +827,27 @@ def named_list_hits(question: str, settings: Settings, filters: Filters, hits: l
     return hits + [replace(h, rank=len(hits) + i) for i, h in enumerate(more, 1)]
 
 
+META_LIST_PAPERS = 10  # papers whose metadata field matches a "which papers were accepted at ..." list
+
+
+def meta_list_hits(question: str, settings: Settings, filters: Filters, hits: list[Hit], label: str) -> list[Hit]:
+    """For a list asking for a metadata field ("which papers were accepted at ACM venues?", "... with code"):
+    the papers whose metadata passage holds that field (``label``: Comment, Code, License) and best matches
+    the question, after the ranked ``hits``: a paper's abstract rarely says where it was accepted."""
+    store = _cached_store(settings)
+    allowed = store.meta_chunk_ids(label)
+    narrowed = _allowed(store, filters)
+    if narrowed is not None:
+        allowed &= narrowed
+    have = {h.paper_id for h in hits}
+    rows = store.chunk_rows([cid for cid, _ in bm25_search(store, question, settings, META_LIST_PAPERS, allowed)])
+    extra = list(dict.fromkeys(r["paper_id"] for r in rows.values() if r["paper_id"] not in have))
+    if not extra:
+        return hits
+    more = _to_hits(store, [(p, 0.0) for p in extra], {p: _paper_chunks(store, p) for p in extra})
+    return hits + [replace(h, rank=len(hits) + i) for i, h in enumerate(more, 1)]
+
+
 COAUTHOR_PAPERS = 5  # papers sharing authors brought in for "do X's authors have another paper?"
 
 def coauthor_hits(question: str, settings: Settings, filters: Filters, hits: list[Hit]) -> list[Hit]:

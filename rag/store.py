@@ -593,6 +593,11 @@ class Store:
     def chunk_hashes(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT chunk_id, hash FROM chunks"))
 
+    def meta_chunk_ids(self, label: str) -> set[str]:
+        """Ids of the metadata passages that hold a field ``label`` ("Comment", "Code", "License")."""
+        return {r[0] for r in self.db.execute("SELECT chunk_id FROM chunks WHERE field='meta' AND text LIKE ?",
+                                              (f"%{label}: %",))}
+
     def authors_by_paper(self) -> dict[str, str]:
         """Every paper's author string (as stored with its passages)."""
         return dict(self.db.execute("SELECT paper_id, MAX(authors) FROM chunks GROUP BY paper_id"))

@@ -279,3 +279,21 @@ def test_a_question_about_the_authors_other_papers_retrieves_them(tmp_settings):
     ans = api.ask("Do the RankEvolve authors have another paper in these digests?", tmp_settings)
     assert [c.paper_id for c in ans.citations] == ["2410.14567"]
     assert ans.sources[0].paper_id == "2602.16932"
+
+
+def test_a_list_asking_where_papers_were_accepted_looks_through_their_comments(tmp_settings):
+    from rag import api
+    from rag.types import Paper
+
+    filler = [Paper(f"2601.{i:05d}", f"Papers accepted by reviewers, study {i}", arxiv_id=f"2601.{i:05d}",
+                    abstract=f"We study which papers reviewers accepted at conferences, study {i}.")
+              for i in range(16)]
+    quiet = [Paper("2602.00001", "Semantic IDs for music", arxiv_id="2602.00001", abstract="We tokenize songs.",
+                   comment="Proceedings of the ACM Web Conference 2025"),
+             Paper("2602.00002", "Masked fine-tuning", arxiv_id="2602.00002", abstract="We mask parameters.",
+                   comment="Accepted at SIGIR 2025")]
+    assert api.ingest_papers([*filler, *quiet], tmp_settings, name="t").ok
+    s = tmp_settings.model_copy(update={"top_k": 2})
+    ans = api.ask("Which papers were accepted at 2025 conferences?", s)
+    assert {"2602.00001", "2602.00002"} <= {c.paper_id for c in ans.citations}
+    assert "Web Conference 2025" in ans.text and "SIGIR 2025" in ans.text

@@ -136,6 +136,15 @@ def counted(text: str) -> tuple[str, ...]:
     return tuple(side.split()[-1] for side in sides if side.split() and side.split()[-1] not in STOPWORDS)
 
 
+_LISTED_FIELDS = {"venue": "Comment", "code": "Code", "license": "License"}
+
+
+def listed_field(question: str) -> str:
+    """The metadata field a "which papers ..." question asks about ("accepted at ...": Comment), or ''."""
+    return next((_LISTED_FIELDS[p.aspect] for p in analyse(question).parts
+                 if p.listing and p.aspect in _LISTED_FIELDS), "")
+
+
 def asks_coauthors(question: str) -> bool:
     """"Do the X authors have another paper?", "Which paper shares most of its authors with X?"."""
     return any(aspect_of(p) == "coauthored" for p in split_parts(question))
