@@ -10,7 +10,7 @@ import threading
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, replace
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from itertools import chain
 
 from .config import Settings
@@ -670,17 +670,18 @@ def rare_token_papers(store, question: str, settings: Settings, passages: int = 
     return out
 
 
+_RELEASE_SUFFIXES = tuple(str(y) for y in range(1990, 2041)) + tuple(str(y) for y in range(10, 41)) + \
+    tuple(str(v) for v in range(10)) + tuple(f"{v}.{m}" for v in range(1, 10) for m in range(10))
+
+
 def _releases(tok: str, model) -> list[str]:
-    """Index words that are ``tok`` joined to a number: a release or year of the name ("icassp2026",
-    "moon2"), not a longer name ("bert4rec"). Empty for a word ending in a digit."""
+    """Index words that are ``tok`` joined to a year or release number ("icassp2026", "icassp26", "moon2",
+    "moon3.0"), not a longer name ("bert4rec"); looked up one by one, so the cost does not grow with the
+    vocabulary. Empty for a word ending in a digit."""
     if not tok or tok[-1].isdigit():
         return []
-    vocab = _sorted_vocab(model)
-    out = []
-    for v in vocab[bisect_left(vocab, tok + "0"): bisect_left(vocab, tok + ":")]:
-        if v[len(tok):].replace(".", "").isdigit():
-            out.append(v)
-    return out
+    vocab = model.vocab_dict
+    return [tok + s for s in _RELEASE_SUFFIXES if tok + s in vocab]
 
 
 def names_indexed_paper(question: str, settings: Settings) -> bool:
