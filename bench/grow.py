@@ -129,12 +129,12 @@ def grow_papers(settings, target_papers: int, batch: int = 5000) -> dict:
     while total < target_papers:
         rounds += 1
         take = originals[:min(len(originals), target_papers - total)]
+        t1 = time.perf_counter()  # vectors first, then the rows with the round number (one transaction):
+        _copy_vectors(store, vecs, set(take), f"{_REPLICA}{rounds}", rng, batch)  # an interrupted round
+        chroma_s += time.perf_counter() - t1  # is redone under the same ids by the next call
         t1 = time.perf_counter()
         _copy_rows(db, take, f"{_REPLICA}{rounds}", rounds)
         sql_s += time.perf_counter() - t1
-        t1 = time.perf_counter()
-        _copy_vectors(store, vecs, set(take), f"{_REPLICA}{rounds}", rng, batch)
-        chroma_s += time.perf_counter() - t1
         total += len(take)
         added += len(take)
     store.close()

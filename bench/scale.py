@@ -285,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-free-gb", type=float, default=10.0, help="disk to leave free after growing")
     p.add_argument("--keep", action="store_true", help="keep the indexes (default: remove the grown one)")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    p.add_argument("--resume", type=Path, default=None,
+                   help="the JSON of a run stopped after some sizes (--keep): grow its index on to the other sizes")
+    p.add_argument("--report", type=Path, default=None, help="re-print the table of a saved run's JSON")
     return p
 
 
@@ -306,6 +309,23 @@ def fit_size(want: int, papers: int, bytes_per_paper: float, free: int, min_free
     return n if n > papers else 0
 
 
+def fit_memory(want: int, papers: int, rebuild_rss_mb: float, available_mb: float, share: float = 0.6) -> int:
+    """The largest size <= want (a multiple of 100k, or want itself) whose BM25 rebuild, projected linearly
+    from ``rebuild_rss_mb`` at ``papers``, stays under ``share`` of the available memory."""
+    per_paper = rebuild_rss_mb / max(1, papers)
+    if want * per_paper <= share * available_mb:
+        return want
+    n = int(share * available_mb / per_paper) // 100_000 * 100_000
+    return n if n > papers else 0
+
+
+def _available_mb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return float("inf")
+
+
 def run(args) -> dict:
     from .corpus import DEFAULT_CORPUS
 
@@ -313,27 +333,46 @@ def run(args) -> dict:
     sizes = sorted({int(x) for x in args.sizes.split(",") if x.strip()})
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
-    result: dict = {"started": time.strftime("%Y%m%d-%H%M%S"), "args": {**vars(args), "sizes": sizes},
-                    "loadavg_start": [round(x, 2) for x in os.getloadavg()], "sizes": {}}
-    small, big = sizes[0], sizes[1:]
-    print(f"scale: building {small} and the {args.base}-paper base ...", file=sys.stderr, flush=True)
-    result["build"] = {"small": _build(work / "small", work / "small-data", small),
-                       "base": _build(work / "big", work / "big-data", args.base) if big else None}
     queries = work / "queries.json"
-    result["queries"] = _child(["_queries", str(work / "small"), str(args.queries), str(queries)])
-    result["sizes"][str(small)] = measure(work / "small", work / "small-data", small, args.day, corpus, queries, work)
-    result["sizes"][str(small)]["bm25_rebuild"] = _child(["_rebuild", str(work / "small")])
-    n_real = args.base
+    if args.resume:  # a run stopped after some sizes: go on growing its index (kept with --keep)
+        result = json.loads(args.resume.read_text())
+        result.setdefault("resumed", []).append({"at": time.strftime("%Y%m%d-%H%M%S"), "sizes": sizes,
+                                                 "loadavg": [round(x, 2) for x in os.getloadavg()]})
+        small = int(next(iter(result["sizes"])))
+    else:
+        result = {"started": time.strftime("%Y%m%d-%H%M%S"), "args": {**vars(args), "sizes": sizes},
+                  "loadavg_start": [round(x, 2) for x in os.getloadavg()], "sizes": {}}
+        small = sizes[0]
+        print(f"scale: building {small} and the {args.base}-paper base ...", file=sys.stderr, flush=True)
+        result["build"] = {"small": _build(work / "small", work / "small-data", small),
+                           "base": _build(work / "big", work / "big-data", args.base) if len(sizes) > 1 else None}
+        result["queries"] = _child(["_queries", str(work / "small"), str(args.queries), str(queries)])
+        result["sizes"][str(small)] = measure(work / "small", work / "small-data", small, args.day, corpus,
+                                              queries, work)
+        result["sizes"][str(small)]["bm25_rebuild"] = _child(["_rebuild", str(work / "small")])
+    big = [s for s in sizes if s > small]
     for i, size in enumerate(big):
+        if str(size) in result["sizes"]:
+            continue
+        n_real = args.base + args.day * (len(result["sizes"]) - 1)  # the real papers in the grown index
         index = work / "big"
         if i:
             cur = result["sizes"][list(result["sizes"])[-1]]
             free = shutil.disk_usage(work).free
-            target = fit_size(size, cur["papers"], cur["bytes_per_paper"], free, args.min_free_gb * 2**30)
+            have = _child(["_count", str(index)])["papers"]
+            target = fit_size(size, have, cur["bytes_per_paper"], free, args.min_free_gb * 2**30)
             if target != size:
                 result.setdefault("notes", []).append(
                     f"{size} papers: projected {size * cur['bytes_per_paper'] / 2**30:.1f} GB at "
                     f"{cur['bytes_per_paper']} B/paper, {free / 2**30:.1f} GB free: measured at {target} instead")
+            rss = (cur.get("bm25_rebuild") or {}).get("tree_peak_rss_mb")
+            by_mem = fit_memory(target, have, rss, _available_mb()) if rss else target
+            if by_mem != target:
+                result.setdefault("notes", []).append(
+                    f"{target} papers: the BM25 rebuild (segment merge) would need ~{rss * target / have / 1024:.1f} GB "
+                    f"({rss:.0f} MB at {have} papers, linear), {_available_mb() / 1024:.1f} GB available: "
+                    f"measured at {by_mem} instead")
+                target = by_mem
             if not target:
                 break
             print(f"scale: growing to {target} papers ...", file=sys.stderr, flush=True)
@@ -348,7 +387,6 @@ def run(args) -> dict:
             res["grow"], res["bm25_rebuild"] = grow, rebuild
         else:
             res["bm25_rebuild"] = _child(["_rebuild", str(index)])
-        n_real += args.day
         result["sizes"][str(size)] = res
         _save(result, args.out)  # partial results survive an interrupted run
     result["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -399,20 +437,45 @@ def _get(d, path):
     return d
 
 
+EXTRAPOLATE_TO = 1_000_000
+_SIZE_FREE = {"day: papers added", "day: passages embedded (real MiniLM)", "day: merge s", "day: imports s (apart)",
+              "day: real MiniLM s (model load apart)", "day: real MiniLM CPU s", "MiniLM load s",
+              "query embed p50 ms (in hybrid)"}
+
+
+def _papers(result: dict, size: str) -> int:
+    return _get(result["sizes"][size], ("papers_before_day",)) or int(size)
+
+
+def extrapolate(result: dict, path: tuple, to: int = EXTRAPOLATE_TO) -> float | None:
+    """The metric at ``to`` papers, linear through the two largest sizes measured (None if < 2 sizes or
+    the largest already reaches ``to``)."""
+    sizes = list(result["sizes"])[1:]
+    if len(sizes) < 2 or _papers(result, sizes[-1]) >= to:
+        return None
+    (a, b), (x0, x1) = ([_get(result["sizes"][s], path) for s in sizes[-2:]],
+                        [_papers(result, s) for s in sizes[-2:]])
+    if not all(isinstance(v, (int, float)) for v in (a, b)) or x1 == x0:
+        return None
+    return round(b + (b - a) * (to - x1) / (x1 - x0), 3)
+
+
 def table(result: dict) -> list[list[str]]:
     sizes = list(result["sizes"])
-    first = result["sizes"][sizes[0]]
-    head = ["metric", *sizes, *(f"{s} / {sizes[0]}" for s in sizes[1:])]
+    extra = [f"{EXTRAPOLATE_TO} EXTRAPOLATED"] if extrapolate(result, ROWS[0][1]) is not None else []
+    head = ["metric", *sizes, *extra, *(f"{s} / {sizes[0]}" for s in sizes[1:] + [x.split()[0] for x in extra])]
     rows = [head]
     for label, path in ROWS:
         vals = [_get(result["sizes"][s], path) for s in sizes]
+        if extra:  # only what grows with the index (the day's own work and the model do not)
+            v = extrapolate(result, path) if label not in _SIZE_FREE else None
+            vals.append(int(v) if path == ("papers_before_day",) and v else v)
         if path == ("disk_bytes",):
             vals = [None if v is None else round(v / 2**30, 2) for v in vals]
-        base = vals[0] if label != "disk GB" else None
+        base = vals[0]
         ratios = [f"{v / base:.2f}x" if isinstance(v, (int, float)) and isinstance(base, (int, float)) and base
                   else "" for v in vals[1:]]
         rows.append([label, *("" if v is None else f"{v:,}" if isinstance(v, int) else f"{v}" for v in vals), *ratios])
-    del first
     return rows
 
 
@@ -433,7 +496,15 @@ def targets(result: dict) -> dict:
                              ("ask_peak_rss_mb", ("cold", "max_rss_mb"), 3072)):
         v = get(largest, *path)
         if v is not None:
-            out[key] = {"value": v, "target": f"<= {limit}", "met": v <= limit, "at_papers": int(largest)}
+            out[key] = {"value": v, "target": f"<= {limit}", "met": v <= limit,
+                        "at_papers": _papers(result, largest)}
+            x = extrapolate(result, path)
+            if x is not None:
+                out[key].update({"extrapolated_1M": x, "met_extrapolated_1M": x <= limit})
+    x = extrapolate(result, ("day", "overhead_s"))
+    if x is not None and d0:
+        out["day_besides_embedder_largest_vs_1k"].update({"extrapolated_1M_ratio": round(x / d0, 2),
+                                                           "met_extrapolated_1M": x / d0 <= 2})
     return out
 
 
@@ -470,6 +541,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(fn(*(t(a) for t, a in zip(types, argv[1:]))), ensure_ascii=False), flush=True)
         return 0
     args = build_parser().parse_args(argv)
+    if args.report:  # re-print a saved run (with this version's table and targets)
+        result = json.loads(args.report.read_text())
+        result["table"], result["targets"] = table(result), targets(result)
+        print_table(result)
+        return 0
     result = run(args)
     path = _save(result, args.out)
     print_table(result)
