@@ -2,6 +2,8 @@
 
     python -m bench.scale                                   # --sizes 1000,20000,200000,1000000
     python -m bench.scale --sizes 1000,20000 --work /tmp/s  # quick check (~10 min)
+    python -m bench.scale --sizes 1000,20000,200000,500000 --keep --resume RESULT.json  # go on growing
+    python -m bench.scale --report RESULT.json              # re-print a saved run (+ 1M extrapolated)
 
 Two indexes, both built by ``bench.dayadd build`` (stand-in embedder: seeded random unit vectors of
 MiniLM's 384 dimensions, so the Chroma collection is MiniLM's and the real MiniLM can query it):
@@ -22,8 +24,11 @@ measured again. At every size, each step in a fresh process:
 5. disk: bytes of the index dir / papers.
 
 Between sizes: the BM25 rebuild (what the segment merge does every <= 24 days) in its own process.
-Before growing, the disk needed at the next size is projected from this size's bytes per paper; a size
-that would leave less than ``--min-free-gb`` is replaced by the largest that fits (say so in the JSON).
+Before growing, the disk needed at the next size is projected from this size's bytes per paper, and the BM25
+rebuild's memory from its peak RSS here (both linear); a size that would leave less than ``--min-free-gb``
+of disk or need more than 60% of the available memory is replaced by the largest that fits (noted in the
+JSON). When the largest size is under 1M, the table adds a 1M column extrapolated linearly from the two
+largest sizes (marked EXTRAPOLATED; so are the targets).
 Output: a table (each size's numbers and its ratio to 1k), ``bench/results/scale-<stamp>.json``.
 """
 from __future__ import annotations
