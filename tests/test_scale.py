@@ -115,3 +115,22 @@ def test_fit_memory_keeps_the_bm25_rebuild_under_a_share_of_memory():
     n = fit_memory(1_000_000, 200_000, 4000, 22_000)
     assert n % 100_000 == 0 and 200_000 < n < 1_000_000 and n * 4000 / 200_000 <= 0.6 * 22_000
     assert fit_memory(1_000_000, 200_000, 4000, 1_000) == 0
+
+
+def test_scale_table_ratios_and_1m_extrapolation():
+    from bench.scale import table, targets
+
+    def size(papers, day_s, p95, cold, rss):
+        return {"papers_before_day": papers, "day": {"overhead_s": day_s}, "latency": {"hybrid": {"p95_ms": p95}},
+                "cold": {"median_s": cold, "max_rss_mb": rss}}
+
+    result = {"sizes": {"1000": size(1000, 1.0, 40, 1.5, 300), "20000": size(19_500, 1.5, 40, 3.0, 600),
+                        "200000": size(200_000, 2.0, 60, 8.0, 1400), "500000": size(500_000, 3.5, 90, 20.0, 2600)}}
+    rows = {r[0]: r for r in table(result)}
+    assert rows["metric"][5] == "1000000 EXTRAPOLATED"
+    assert rows["day: s besides the embedder (warm)"][5] == "6.0"  # 3.5 + (3.5 - 2.0) * 500k / 300k
+    assert rows["day: s besides the embedder (warm)"][8] == "3.50x" and rows["hybrid p95 ms"][9] == "3.50x"
+    t = targets(result)
+    assert t["day_besides_embedder_20k_s"]["met"] and not t["day_besides_embedder_largest_vs_1k"]["met"]
+    assert t["hybrid_p95_ms"]["met"] and not t["hybrid_p95_ms"]["met_extrapolated_1M"]  # 90 ms; 140 ms at 1M
+    assert t["ask_peak_rss_mb"]["extrapolated_1M"] == 4600
