@@ -1,0 +1,340 @@
+"""Chroma server mode against the embedded store, on the same papers, in one run (issue 14 item 3).
+
+    python -m bench.server                      # 20,000 papers + a day of 170, 50 queries, 2 latency rounds
+    python -m bench.server --papers 5000 --rounds 1 --work /tmp/srv --keep
+
+Starts ``chroma run --host 127.0.0.1 --port <free> --path <work>/chroma-server`` itself (the ``chroma``
+script next to this Python) and stops it at the end. Two index dirs, one per mode, ingest the same data
+dir (the first N papers of the scale corpus, ``bench.corpus.write_subset``), each step in a fresh process,
+embedded then server back to back:
+
+1. first ingest of N papers (papers/s, chunks/s, the stage split of ``IngestReport.timings``);
+2. a day added (the next ``--day`` papers): seconds besides the embedder, stage split;
+3. ``--rounds`` rounds, alternating embedded / server: dense and hybrid ``rag.api.retrieve`` and ``ask``
+   (extractive) p50/p95 over the same ``--queries`` queries (``bench.corpus.make_queries``), each query's
+   top-k paper ids and answer recorded; the server's answers are compared with the embedded ones.
+
+Embedder: the stand-in of ``bench.dayadd`` (seeded random unit vectors of 384 dims, the same text always
+the same vector), so a 20k ingest takes minutes and the numbers are the store's: Chroma upserts of
+real-sized vectors, HNSW queries, catalogue, BM25. The server's CPU seconds (``/proc/<pid>/stat``) are
+counted per step besides the client's. Prints a table with server / embedded ratios; everything goes to
+``bench/results/server-<stamp>.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+HOST = "127.0.0.1"
+MODES = ("embedded", "server")
+
+
+# ---------------------------------------------------------------- the chroma server
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def heartbeat(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+class ChromaServer:
+    """``chroma run`` on a free loopback port, persisting into ``path``; its CPU seconds and peak RSS."""
+
+    def __init__(self, path: Path, log: Path):
+        exe = Path(sys.executable).parent / "chroma"
+        if not exe.exists():
+            raise SystemExit(f"the `chroma` script is missing next to {sys.executable}; pip install chromadb")
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        self.log = log
+        env = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "CHROMA_TELEMETRY": "False"}
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen([str(exe), "run", "--path", str(path), "--host", HOST, "--port",
+                                          str(self.port)], stdout=out, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 90
+        while not heartbeat(self.url):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit(f"chroma server did not start on {self.url}: {log.read_text()[-2000:]}")
+            time.sleep(0.3)
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of the server process (and its threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=20)
+
+
+# ---------------------------------------------------------------- steps (each in its own process)
+
+def _settings(index: str, chroma_url: str | None):
+    from rag import embed
+    from rag.config import Settings
+
+    from .dayadd import StandIn
+
+    embed.get_embedder = lambda settings: StandIn()
+    return Settings(index_dir=index, answerer="extractive", chroma_url=chroma_url)
+
+
+def step_ingest(a: dict) -> dict:
+    """First ingest or a day added (``bench.dayadd._ingest``: stand-in embedder)."""
+    from .dayadd import _ingest
+
+    out = _ingest(Path(a["index"]), Path(a["data"]), a["n"], warm=a.get("warm", False), chroma_url=a["url"])
+    out["papers_per_s"] = round(out["papers_new"] / out["seconds"], 2)
+    out["chunks_per_s"] = round(out["chunks_added"] / out["seconds"], 1)
+    return out
+
+
+def _pct(values: list[float], q: float) -> float:
+    from .worker import pct
+
+    return round(pct(values, q), 2)
+
+
+def step_latency(a: dict) -> dict:
+    """Dense and hybrid retrieve and ``ask`` over the queries: ms per query and what came back."""
+    from rag import api
+
+    s = _settings(a["index"], a["url"])
+    qfile = Path(a["queries"])
+    if not qfile.exists():
+        from .corpus import make_queries
+
+        qfile.write_text(json.dumps(make_queries(api.papers(s), a["n_queries"]), ensure_ascii=False))
+    queries = [q["q"] for q in json.loads(qfile.read_text())]
+    out: dict = {}
+    for mode in ("dense", "hybrid"):
+        api.retrieve(queries[0], s, mode=mode)  # warm: open the store, HNSW segment, BM25 files
+        ms, top = [], []
+        for q in queries:
+            t0 = time.perf_counter()
+            hits = api.retrieve(q, s, mode=mode)
+            ms.append((time.perf_counter() - t0) * 1000)
+            top.append([[h.paper_id, [p.chunk_id for p in h.passages]] for h in hits])
+        out[mode] = {"p50_ms": _pct(ms, 50), "p95_ms": _pct(ms, 95), "ms": [round(x, 2) for x in ms], "top": top}
+    api.ask(queries[0], s)
+    ms, answers = [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        ans = api.ask(q, s)
+        ms.append((time.perf_counter() - t0) * 1000)
+        answers.append([ans.text, [c.paper_id for c in ans.citations]])
+    out["ask"] = {"p50_ms": _pct(ms, 50), "p95_ms": _pct(ms, 95), "ms": [round(x, 2) for x in ms], "answers": answers}
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return out
+
+
+STEPS = {"ingest": step_ingest, "latency": step_latency}
+
+
+def run_step(kind: str, args: dict, server: ChromaServer | None) -> dict:
+    """One step in a fresh ``python -m bench.server _step`` process; wall, CPU (client, server), load."""
+    cpu0 = _children_cpu()
+    srv0 = server.cpu_s() if server else 0.0
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "bench.server", "_step", kind, json.dumps(args)],
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    if res.returncode != 0:
+        raise SystemExit(f"step {kind} {args.get('url') or 'embedded'} failed:\n{res.stderr[-4000:]}")
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out["process_wall_s"] = round(time.perf_counter() - t0, 2)
+    out["client_cpu_s"] = round(_children_cpu() - cpu0, 2)
+    out["server_cpu_s"] = round(server.cpu_s() - srv0, 2) if server else 0.0
+    out["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+    return out
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+# ---------------------------------------------------------------- comparison and report
+
+def compare(emb: dict, srv: dict) -> dict:
+    """How many queries got the same top-k (paper ids in order; and their passages) and the same answer."""
+    out = {}
+    for mode in ("dense", "hybrid"):
+        a, b = emb[mode]["top"], srv[mode]["top"]
+        out[mode] = {"queries": len(a),
+                     "same_papers": sum([p for p, _ in x] == [p for p, _ in y] for x, y in zip(a, b)),
+                     "same_passages": sum(x == y for x, y in zip(a, b))}
+    a, b = emb["ask"]["answers"], srv["ask"]["answers"]
+    out["ask"] = {"queries": len(a), "same_text": sum(x[0] == y[0] for x, y in zip(a, b)),
+                  "same_citations": sum(x[1] == y[1] for x, y in zip(a, b))}
+    return out
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{b / a:.2f}x" if a else "-"
+
+
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
+def report(res: dict) -> str:
+    e, s = res["build"]["embedded"], res["build"]["server"]
+    lines = [f"Chroma server vs embedded: {e['papers_new']:,} papers, {e['chunks_added']:,} chunks "
+             f"(stand-in embedder); load average {res['loadavg_start']} at start, {res['loadavg_end']} at end", "",
+             "| step | embedded | server | server / embedded |", "|---|---|---|---|"]
+
+    def row(name, a, b, fmt="{:.2f}"):
+        lines.append(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {_ratio(a, b)} |")
+
+    row("first ingest, s", e["seconds"], s["seconds"], "{:.1f}")
+    row("first ingest, papers/s", e["papers_per_s"], s["papers_per_s"], "{:.1f}")
+    row("first ingest, chunks/s", e["chunks_per_s"], s["chunks_per_s"], "{:.0f}")
+    for k in ("store", "embed", "bm25", "chunk", "merge", "parse"):
+        if k in e["timings"] or k in s["timings"]:
+            row(f"first ingest: {k} s", e["timings"].get(k, 0.0), s["timings"].get(k, 0.0), "{:.1f}")
+    row("first ingest, CPU s client + server", e["client_cpu_s"], s["client_cpu_s"] + s["server_cpu_s"], "{:.0f}")
+    de, ds = res["day"]["embedded"], res["day"]["server"]
+    row(f"a day added (+{de['papers_new']} papers), s besides the embedder", de["overhead_s"], ds["overhead_s"])
+    row("a day added: store s", de["timings"].get("store", 0.0), ds["timings"].get("store", 0.0))
+    rounds = res["latency"]
+    for mode in ("dense", "hybrid", "ask"):
+        for q in ("p50_ms", "p95_ms"):
+            a = _median([r["embedded"][mode][q] for r in rounds])
+            b = _median([r["server"][mode][q] for r in rounds])
+            row(f"{'`ask`' if mode == 'ask' else mode} {q[:3]} ms (median of {len(rounds)} rounds)", a, b, "{:.1f}")
+    lines.append("")
+    lines.append(f"server peak RSS {res['server_peak_rss_mb']:.0f} MB; per round (embedded / server p95 ms): " + "; ".join(
+        " ".join(f"{m} {r['embedded'][m]['p95_ms']:.1f}/{r['server'][m]['p95_ms']:.1f}" for m in ("dense", "hybrid", "ask"))
+        for r in rounds))
+    same = res["same_answers"]
+    lines.append(f"same answers (each round): " + "; ".join(
+        f"dense top-k {c['dense']['same_papers']}/{c['dense']['queries']} (passages {c['dense']['same_passages']}), "
+        f"hybrid {c['hybrid']['same_papers']}/{c['hybrid']['queries']} (passages {c['hybrid']['same_passages']}), "
+        f"ask text {c['ask']['same_text']}/{c['ask']['queries']}, citations {c['ask']['same_citations']}"
+        for c in same))
+    for m, c in res.get("same_mode_twice", {}).items():
+        lines.append(f"{m} vs {m} in the next round (another process, same index): dense top-k "
+                     f"{c['dense']['same_papers']}/{c['dense']['queries']} (passages {c['dense']['same_passages']}), "
+                     f"hybrid {c['hybrid']['same_papers']}/{c['hybrid']['queries']}, ask text "
+                     f"{c['ask']['same_text']}/{c['ask']['queries']}")
+    return "\n".join(lines)
+
+
+def _strip(r: dict) -> dict:
+    """A latency result without the per-query payload (kept in the comparison instead)."""
+    return {m: ({k: v for k, v in r[m].items() if k not in ("top", "answers")} if isinstance(r[m], dict) else r[m])
+            for m in r}
+
+
+# ---------------------------------------------------------------- main
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["_step"]:
+        print(json.dumps(STEPS[argv[1]](json.loads(argv[2])), ensure_ascii=False))
+        return 0
+    ap = argparse.ArgumentParser(prog="python -m bench.server", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--papers", type=int, default=20000, help="first ingest: the first N papers of the corpus")
+    ap.add_argument("--day", type=int, default=170, help="papers in the day added afterwards (0: none)")
+    ap.add_argument("--queries", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=2, help="latency rounds (embedded, server alternating)")
+    ap.add_argument("--work", help="work dir (default: a temp dir, removed unless --keep)")
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--corpus", help="daily-arXiv jsonl.gz days (default ../shared/corpora/scale)")
+    a = ap.parse_args(argv)
+    from .corpus import ALL_FIELDS, DEFAULT_CORPUS, write_subset
+
+    corpus = Path(a.corpus) if a.corpus else DEFAULT_CORPUS
+    work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="dq-server-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "data"
+    res: dict = {"papers": a.papers, "day": a.day, "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+                 "started": time.strftime("%Y-%m-%d %H:%M:%S"), "build": {}, "day": {}, "latency": [],
+                 "same_answers": []}
+    server = ChromaServer(work / "chroma-server", work / "chroma-server.log")
+    urls = {"embedded": None, "server": server.url}
+    index = {m: str(work / f"index-{m}") for m in MODES}
+    try:
+        write_subset(corpus, a.papers, data, ALL_FIELDS)
+        for m in MODES:
+            res["build"][m] = run_step("ingest", {"index": index[m], "data": str(data), "n": a.papers, "url": urls[m]},
+                                       server if m == "server" else None)
+            _progress(f"first ingest {m}", res["build"][m])
+        if a.day:
+            for m in MODES:
+                res["day"][m] = run_step("ingest", {"index": index[m], "data": str(data), "n": a.papers + a.day,
+                                                    "url": urls[m], "warm": True}, server if m == "server" else None)
+                _progress(f"day {m}", res["day"][m])
+        qfile = work / "queries.json"
+        tops = []
+        for r in range(a.rounds):
+            rnd = {}
+            for m in (MODES if r % 2 == 0 else MODES[::-1]):
+                rnd[m] = run_step("latency", {"index": index[m], "url": urls[m], "queries": str(qfile),
+                                              "n_queries": a.queries}, server if m == "server" else None)
+                _progress(f"latency round {r + 1} {m}", rnd[m])
+            res["same_answers"].append(compare(rnd["embedded"], rnd["server"]))
+            tops.append(rnd)
+            res["latency"].append({m: _strip(rnd[m]) for m in MODES})
+        res["server_peak_rss_mb"] = server.peak_rss_mb()
+    finally:
+        server.stop()
+        res["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    if len(tops) >= 2:  # the same mode in two processes: how reproducible the approximate search is itself
+        res["same_mode_twice"] = {m: compare(tops[0][m], tops[1][m]) for m in MODES}
+    res["queries"] = json.loads((work / "queries.json").read_text()) if (work / "queries.json").exists() else []
+    text = report(res)
+    print(text)
+    out = Path(__file__).resolve().parent / "results" / f"server-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({**res, "report": text}, ensure_ascii=False, indent=1))
+    print(f"\nsaved {out}")
+    if not a.keep and not a.work:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _progress(what: str, r: dict) -> None:
+    keys = ("seconds", "overhead_s", "papers_per_s", "client_cpu_s", "server_cpu_s", "loadavg")
+    brief = {k: r[k] for k in keys if k in r}
+    for m in ("dense", "hybrid", "ask"):
+        if m in r:
+            brief[m] = (r[m]["p50_ms"], r[m]["p95_ms"])
+    print(f"[{time.strftime('%H:%M:%S')}] {what}: {json.dumps(brief)}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
