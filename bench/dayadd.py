@@ -39,13 +39,15 @@ class StandIn:
         return self.embed([text])[0]
 
 
-def _ingest(index: Path, data: Path, n: int, warm: bool = False, chroma_url: str | None = None) -> dict:
+def _ingest(index: Path, data: Path, n: int, warm: bool = False, chroma_url: str | None = None,
+            embedder=None) -> dict:
     from rag import api, embed
     from rag.config import Settings
 
     from .corpus import ALL_FIELDS, DEFAULT_CORPUS, write_subset
 
-    embed.get_embedder = lambda settings: StandIn()
+    embedder = embedder or StandIn()
+    embed.get_embedder = lambda settings: embedder
     s = Settings(index_dir=str(index), answerer="extractive", chroma_url=chroma_url)
     write_subset(DEFAULT_CORPUS, n, data, ALL_FIELDS)
     t0 = time.perf_counter()
