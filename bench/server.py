@@ -328,6 +328,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--builds", type=int, default=2, help="first-ingest rounds, each from scratch (order alternating)")
     ap.add_argument("--work", help="work dir (default: a temp dir, removed unless --keep)")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--out", help="results dir (default bench/results)")
     ap.add_argument("--corpus", help="daily-arXiv jsonl.gz days (default ../shared/corpora/scale)")
     ap.add_argument("--vectors", choices=("hashed", "random"), default="hashed",
                     help="stand-in embedder: hashed words (neighbourhoods like a real embedder's) or "
@@ -383,8 +384,8 @@ def main(argv: list[str]) -> int:
     res["queries"] = json.loads((work / "queries.json").read_text()) if (work / "queries.json").exists() else []
     text = report(res)
     print(text)
-    out = Path(__file__).resolve().parent / "results" / f"server-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(exist_ok=True)
+    out = Path(a.out or Path(__file__).resolve().parent / "results") / f"server-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({**res, "report": text}, ensure_ascii=False, indent=1))
     print(f"\nsaved {out}")
     if not a.keep and not a.work:
