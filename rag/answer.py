@@ -36,13 +36,19 @@ def language(question: str) -> str:
 def answer_stream(question: str, settings: Settings, filters: Filters,
                   history: list) -> Iterator[str | Answer]:
     """Yield text deltas as they are produced, then the final :class:`Answer`."""
-    from .retrieve import names_indexed_paper, retrieve_hits
+    from .qa.question import asks_coauthors
+    from .retrieve import coauthor_hits, named_list_hits, names_indexed_paper, retrieve_hits
 
     t0 = time.perf_counter()
     answerer, reason = settings.llm_choice()
     res = resolve(question, history, lambda q: names_indexed_paper(q, settings)) if history else resolve(question, [])
     asked = res.question
-    hits = list(retrieve_hits(asked, settings, _list_filters(asked, answerer, settings, filters)))
+    listed = _list_filters(asked, answerer, settings, filters)
+    hits = list(retrieve_hits(asked, settings, listed))
+    if listed.top_k != filters.top_k:  # a "which papers" question of the offline answerer
+        hits = named_list_hits(asked, settings, listed, hits)
+    if asks_coauthors(asked):
+        hits = coauthor_hits(asked, settings, listed, hits)
     t1 = time.perf_counter()
     meta = {"model": settings.model if answerer == "llm" else None}
     if answerer == "llm":

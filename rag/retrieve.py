@@ -9,8 +9,8 @@ import re
 import threading
 import unicodedata
 from collections import defaultdict
-from dataclasses import dataclass
-from bisect import bisect_right
+from dataclasses import dataclass, replace
+from bisect import bisect_left, bisect_right
 from itertools import chain
 
 from .config import Settings
@@ -642,24 +642,39 @@ def _typed_names(question: str) -> list[str]:
     return out
 
 
-def rare_token_papers(store, question: str, settings: Settings) -> list[str]:
-    """Papers holding a technical word of the question that almost no other passage holds: a name the
-    user typed (a method, dataset or model name that is not in any title) is the strongest signal there is,
-    and a Chinese question's many bigrams must not drown it."""
+def rare_token_papers(store, question: str, settings: Settings, passages: int = RARE_PIN_PASSAGES,
+                      papers_max: int = RARE_PIN_PAPERS) -> list[str]:
+    """Papers holding a technical word of the question that almost no other passage holds (at most
+    ``passages`` passages of ``papers_max`` papers): a name the user typed (a method, dataset or model name
+    that is not in any title) is the strongest signal there is, and a Chinese question's many bigrams must
+    not drown it."""
     loaded = _bm25(store)
     if loaded is None or loaded[0] is None:
         return []
     model, ids, _ = loaded
     vocab, out = model.vocab_dict, []
     for word in _typed_names(question):
-        toks = [t for t in tokenize(word, settings.bm25_tokenizer)[:1] if t in vocab]
-        for col in (vocab[t] for t in toks):
-            docs = model.sorted_docs(model.column(col)[0])
-            if len(docs) > RARE_PIN_PASSAGES:  # common: not a name (and its ids are never decoded)
+        for tok in tokenize(word, settings.bm25_tokenizer)[:1]:
+            cols = [vocab[t] for t in (tok, *_releases(tok, model)) if t in vocab]
+            docs = sorted({d for c in cols for d in model.sorted_docs(model.column(c)[0])}) if cols else []
+            if not docs or len(docs) > passages:  # common: not a name (and its ids are never decoded)
                 continue
             papers = list(dict.fromkeys(ids[int(d)].rsplit(":", 2)[0] for d in docs))
-            if len(papers) <= RARE_PIN_PAPERS:
+            if len(papers) <= papers_max:
                 out += [p for p in papers if p not in out]
+    return out
+
+
+def _releases(tok: str, model) -> list[str]:
+    """Index words that are ``tok`` joined to a number: a release or year of the name ("icassp2026",
+    "moon2"), not a longer name ("bert4rec"). Empty for a word ending in a digit."""
+    if not tok or tok[-1].isdigit():
+        return []
+    vocab = _sorted_vocab(model)
+    out = []
+    for v in vocab[bisect_left(vocab, tok + "0"): bisect_left(vocab, tok + ":")]:
+        if v[len(tok):].replace(".", "").isdigit():
+            out.append(v)
     return out
 
 
@@ -783,6 +798,56 @@ def retrieve_hits(question: str, settings: Settings, filters: Filters, mode: str
     order = _rank_papers(paper_scores, pinned)
     top = order[: filters.top_k or settings.top_k]
     return _to_hits(store, top, per_paper)
+
+
+LIST_NAME_PAPERS = 12  # a "which papers" question's typed name held by at most this many papers ...
+LIST_NAME_PASSAGES = 60  # ... (in at most this many passages) brings every one of them in
+
+
+def named_list_hits(question: str, settings: Settings, filters: Filters, hits: list[Hit]) -> list[Hit]:
+    """For a "which papers ..." question: the papers holding a name the user typed ("Kuaishou", "MCP") that
+    few papers hold, after the ranked ``hits`` (the answerer decides which of them match). Recall for a
+    list must not end at the ranking's cut-off when the name itself says which papers to look at."""
+    store = _cached_store(settings)
+    have = {h.paper_id for h in hits}
+    found = rare_token_papers(store, question, settings, LIST_NAME_PASSAGES, LIST_NAME_PAPERS)
+    allowed = _allowed(store, filters)
+    if allowed is not None:
+        allowed_papers = {cid.rsplit(":", 2)[0] for cid in allowed}
+        found = [p for p in found if p in allowed_papers]
+    extra = [p for p in found if p not in have]
+    if not extra:
+        return hits
+    more = _to_hits(store, [(p, 0.0) for p in extra], {p: _paper_chunks(store, p) for p in extra})
+    return hits + [replace(h, rank=len(hits) + i) for i, h in enumerate(more, 1)]
+
+
+COAUTHOR_PAPERS = 5  # papers sharing authors brought in for "do X's authors have another paper?"
+
+def coauthor_hits(question: str, settings: Settings, filters: Filters, hits: list[Hit]) -> list[Hit]:
+    """For "do the X authors have another paper?" / "X 的作者还有哪篇": the paper the question names first,
+    then the papers sharing the most of its authors (or of the persons the question names), then the rest."""
+    from .text import author_set, person_names
+
+    store = _cached_store(settings)
+    named = pinned_papers(store, question)[:1]
+    every = store.authors_by_paper()
+    persons = person_names(question)
+    known = set().union(*(author_set(a) for a in every.values())) if persons else set()
+    target = (persons & known) or (author_set(every.get(named[0], "")) if named else set())
+    if not target:
+        return hits
+    allowed = _allowed(store, filters)
+    ok = None if allowed is None else {cid.rsplit(":", 2)[0] for cid in allowed}
+    shared = {pid: len(author_set(a) & target) for pid, a in every.items()
+              if pid not in named and (ok is None or pid in ok)}
+    top = sorted((p for p in shared if shared[p]), key=lambda p: (-shared[p], p))[:COAUTHOR_PAPERS]
+    order = list(dict.fromkeys(named + top + [h.paper_id for h in hits]))
+    have = {h.paper_id: h for h in hits}
+    new = [p for p in order if p not in have]
+    made = {h.paper_id: h for h in _to_hits(store, [(p, 0.0) for p in new], {p: _paper_chunks(store, p) for p in new})} \
+        if new else {}
+    return [replace({**have, **made}[p], rank=i) for i, p in enumerate(order, 1)]
 
 
 def _group(fused: dict[str, float], rows: dict[str, dict]) -> dict[str, list[tuple[float, dict]]]:

@@ -232,7 +232,7 @@ class Store:
             path = _private_copy(path, (self.chroma_path / "chroma.sqlite3").stat().st_mtime_ns)
         try:
             return _chroma_collection(self.settings.chroma_url, path, self.chroma_name(create), create=create,
-                                      timeout=self.settings.chroma_timeout)
+                                      timeout=self.settings.chroma_timeout, tune=not self.readonly)
         except Exception as e:  # noqa: BLE001 - chromadb raises many kinds for a damaged store
             if isinstance(e, ChromaUnavailable):
                 raise
@@ -614,6 +614,10 @@ class Store:
 
     def chunk_hashes(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT chunk_id, hash FROM chunks"))
+
+    def authors_by_paper(self) -> dict[str, str]:
+        """Every paper's author string (as stored with its passages)."""
+        return dict(self.db.execute("SELECT paper_id, MAX(authors) FROM chunks GROUP BY paper_id"))
 
     def chunk_rows(self, chunk_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = list(dict.fromkeys(chunk_ids))
@@ -1299,14 +1303,28 @@ def _chroma_client(url: str | None, path: str, timeout: float = 60.0):
     return client
 
 
-def _chroma_collection(url: str | None, path: str, name: str, create: bool = True, timeout: float = 60.0):
+# HNSW candidates kept per query. Chroma's default (100) let a dense query miss a chunk that belongs in its top
+# 40 in some processes and not in others: vectors not yet in the persisted graph are re-inserted on load, in
+# varying order, so the graph differs per process. 200 makes the top-40 stable (a corpora-dev list question's
+# sources changed in 4 of 8 fresh processes at 100, in 0 of 8 at 200).
+SEARCH_EF = 200
+
+
+def _chroma_collection(url: str | None, path: str, name: str, create: bool = True, tune: bool = True,
+                       timeout: float = 60.0):
+    """The collection (created if ``create``); with ``tune``, one made with a smaller search list (an index
+    built before SEARCH_EF) is given SEARCH_EF, once. On a server, its requests go through _remote_call."""
     client = _chroma_client(url, path, timeout)
     if not create:
         col = _remote_call(url, client.get_collection, name=name, embedding_function=None)
     else:
         col = _remote_call(url, client.get_or_create_collection, name=name, embedding_function=None,
                            metadata={"hnsw:space": "cosine"})
-    return _RemoteCollection(col, url) if url else col
+    if url:
+        col = _RemoteCollection(col, url)
+    if tune and ((col.configuration or {}).get("hnsw") or {}).get("ef_search", 0) < SEARCH_EF:
+        col.modify(configuration={"hnsw": {"ef_search": SEARCH_EF}})
+    return col
 
 
 # ---------------------------------------------------------------- Chroma server mode: timeouts, retries

@@ -220,3 +220,18 @@ def display(text: str) -> str:
     text = _LATEX_SUP_ANY.sub(lambda m: m.group(1).translate(_SUPERSCRIPT) if m.group(1).isdigit() else m.group(1),
                               text or "")
     return unescape_latex(_LATEX_FONT.sub(r"\1", text))
+
+
+_PERSON = re.compile(r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)+\b")
+
+
+def person_names(text: str) -> set[str]:
+    """Runs of capitalised words that may be a person's name ("Chongming Gao"), normalised like
+    :func:`author_set` (callers keep only those that are someone's name in an author list)."""
+    return {" ".join(p.lower().split()) for p in _PERSON.findall(text)}
+
+
+def author_set(authors: str) -> set[str]:
+    """Normalised names of an author string ("A (Org), B; C"): lowercase, affiliations dropped."""
+    names = re.split(r"[,;]|\band\b", re.sub(r"\([^()]*\)", " ", authors or ""))
+    return {" ".join(n.lower().split()) for n in names if len(n.strip()) > 2}

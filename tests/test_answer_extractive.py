@@ -60,8 +60,32 @@ def test_chinese_terms_drop_question_words():
     ("LEMUR 用什么机制降低计算成本？在抖音搜索上 QAUC 提升了多少？", [("LEMUR 用什么机制降低计算成本？", "content"),
                                                         ("在抖音搜索上 QAUC 提升了多少？", "count")]),
     ("Align³GR 的 NDCG@10 提升和 MindRec 的 top-1 准确率提升，哪个更大？",
-     [("Align³GR 的 NDCG@10 提升和 MindRec 的 top-1 准确率提升，哪个更大？", "content")]),  # no new terms: one part
+     [("Align³GR 的 NDCG@10 提升和 MindRec 的 top-1 准确率提升，哪个更大？", "compare")]),  # no new terms: one part
+    ("GraphAnchor 在几个多跳问答基准上做了实验？代码地址是？",  # a "?" piece without a question word asking a field
+     [("GraphAnchor 在几个多跳问答基准上做了实验？", "count"), ("代码地址是？", "code")]),
+    ("Which responds faster, PoultryTalk or the Cessna 172 RAG? Give the latencies each reports.",
+     [("Which responds faster, PoultryTalk or the Cessna 172 RAG?", "compare"),
+      ("Give the latencies each reports.", "content")]),
+    ("Which papers report more than 10 datasets or benchmarks?",
+     [("Which papers report more than 10 datasets or benchmarks?", "content")]),  # a list, not a comparison
     ("Which papers use RQ-VAE or VQ-GAN?", [("Which papers use RQ-VAE or VQ-GAN?", "content")]),
+    ("WeaveTime 是 CVPR 2026 的论文吗？", [("WeaveTime 是 CVPR 2026 的论文吗？", "venue")]),  # yes/no about a venue
+    ("Is WeaveTime a CVPR 2026 paper?", [("Is WeaveTime a CVPR 2026 paper?", "venue")]),
+    ("What string does M-Solomon output when a query needs augmentation?",  # "when" as a condition
+     [("What string does M-Solomon output when a query needs augmentation?", "content")]),
+    ("Who wrote GPSD and when?", [("Who wrote GPSD", "authors"), ("when?", "date")]),
+    ("When was Q-BERT4Rec submitted, and under what license?",
+     [("When was Q-BERT4Rec submitted", "submitted"), ("under what license?", "license")]),
+    ("What accuracy does LORE get on RAIR?", [("What accuracy does LORE get on RAIR?", "count")]),  # a measure
+    ("Two papers are called GRACE - what does each one do?",
+     [("Two papers are called GRACE - what does each one do?", "compare")]),
+    ("两篇都叫 GRACE 的论文，分别做什么？", [("两篇都叫 GRACE 的论文，分别做什么？", "compare")]),
+    ("How many items does each user rate?", [("How many items does each user rate?", "count")]),
+    ("What score function does LORE use?", [("What score function does LORE use?", "content")]),
+    ("What did the ICLR 2026 paper WeaveTime propose?", [("What did the ICLR 2026 paper WeaveTime propose?", "content")]),
+    ("Was ARC Prize 2025 won by a team?", [("Was ARC Prize 2025 won by a team?", "content")]),
+    ("Which papers involve Meituan (data, deployment or authors)?",  # examples in parentheses are not the aspect
+     [("Which papers involve Meituan (data, deployment or authors)?", "content")]),
 ])
 def test_parts_and_aspects(question, parts):
     a = analyse(question)
@@ -258,6 +282,7 @@ def test_authors_as_subject_is_not_an_author_question():
     ("哪篇论文在抖音搜索部署了？", False), ("Which paper proposes LGSID?", False),
     ("Q-BERT4Rec 在哪些公开数据集上进行了验证？", False),  # asks for datasets, not papers
     ("GPSD 论文发表在哪个会议？", False),
+    ("Give me the papers that involve Meituan.", True), ("Give the latencies each reports.", False),
 ])
 def test_list_questions_ask_for_every_matching_paper(question, listing):
     assert extractive.is_list_question(question) is listing
@@ -450,3 +475,160 @@ def test_a_code_link_stand_in_needs_a_release_not_public_benchmarks():
     assert not code.search("We validate our model on public Amazon benchmarks and demonstrate gains.")
     assert code.search("Code and models are publicly available at our project page.")
     assert code.search("The dataset is released to the community.")
+
+
+def test_a_hyphen_in_a_plain_word_is_optional():
+    from rag.qa.terms import find
+
+    t = next(t for t in question_terms("the bigger watch-time gain") if t.text == "watch-time")
+    assert find(t, norm("+0.432% watch time lifts")) >= 0 and find(t, norm("watchtime")) >= 0
+    assert find(t, norm("watching times")) < 0
+
+
+def test_a_part_left_with_only_common_words_is_about_the_question_subject():
+    from rag.qa.compose import Config, with_stats
+
+    a, _ = with_stats(analyse("Is GPSD the same paper as LEMUR? Give both arXiv IDs."), FakeStats({"IDs"}), Config())
+    assert a.parts[1].aspect == "arxiv_id" and a.parts[1].borrowed
+    assert {"gpsd", "lemur"} <= {t.key for t in a.parts[1].required}
+
+
+def test_a_quoted_name_and_a_description_name_two_papers():
+    moon = hit(1, "MOON: Generative MLLM-based Multimodal Representation Learning for E-commerce Product "
+                  "Understanding", "2508.11999", passage("We propose the first generative MLLM-based model named MOON "
+                                                          "for product representation learning."))
+    emb = hit(2, "MOON Embedding: Multimodal Representation Learning for E-commerce Search Advertising", "2511.11305",
+              passage("We introduce MOON, our comprehensive set of sustainable iterative practices for multimodal "
+                      "representation learning in search advertising."))
+    text, cites, _ = answer("Is 'MOON Embedding' the same paper as the MOON generative MLLM for product "
+                            "understanding? Give both arXiv IDs.", [moon, emb])
+    assert not text.startswith(CANNOT_ANSWER)
+    assert {c.arxiv_id for c in cites} == {"2508.11999", "2511.11305"} and "2511.11305" in text
+
+
+def test_a_chinese_count_part_in_other_words_takes_the_sentence_with_its_characters_and_a_number():
+    h = hit(1, "S1-MMAlign: A Large-Scale Dataset for Scientific Figure-Text Understanding", "2601.00264",
+            passage("S1-MMAlign 面向科学领域，由多学科论文构建。S1-MMAlign是一个多模态数据集，包含1550万高质量图像-文本对。",
+                    field="tldr_zh", lang="zh"),
+            passage("We present S1-MMAlign, a multimodal dataset for science."))
+    text, cites, _ = answer("S1-MMAlign 有多少图文对？", [h])
+    assert "1550万" in text and [c.arxiv_id for c in cites] == ["2601.00264"]
+    text, _, _ = answer("S1-MMAlign 有多少作者单位？", [h])  # the characters are not there: no number is quoted
+    assert "1550万" not in text
+
+
+def test_a_year_joined_to_a_name_is_found():
+    from rag.qa.terms import find
+
+    terms = {t.text: t for t in question_terms("accepted at ICASSP 2026")}
+    hay = norm("Comment: Accepted by ICASSP2026")
+    assert find(terms["ICASSP"], hay) >= 0 and find(terms["2026"], hay) >= 0
+    assert find(terms["2026"], norm("run 20261 times")) < 0
+
+
+def _authored(rank, title, arxiv_id, authors, text):
+    return hit(rank, title, arxiv_id, passage(text), passage(f"arXiv: {arxiv_id}. Authors: {'; '.join(authors)}.",
+                                                            field="meta"), authors=authors)
+
+
+def test_other_papers_by_the_same_authors():
+    named = _authored(1, "HatLLM: Hierarchical Attention Masking", "2510.10955", ("Yu Cui", "Feng Liu", "Can Wang"),
+                      "We propose HatLLM for LLM-based recommendation.")
+    ctr = _authored(2, "Field Matters: A Lightweight LLM-enhanced Method for CTR Prediction", "2505.14057",
+                    ("Yu Cui", "Feng Liu", "Xingyu Lou", "Can Wang"), "We study CTR prediction with LLMs.")
+    one = _authored(3, "Diagnosing Language Bias in Recommenders", "2510.10978", ("Bohao Wang", "Can Wang"),
+                    "We diagnose language bias in recommenders.")
+    other = _authored(4, "Unrelated work on speech", "2601.00001", ("Ann Lee",), "We study speech recognition.")
+    text, cites, _ = answer("Which CTR-prediction paper shares most of its authors with HatLLM?",
+                            [named, ctr, one, other])
+    assert [c.arxiv_id for c in cites] == ["2505.14057"] and "Yu Cui" in text
+    text, cites, _ = answer("Do the HatLLM authors have another paper?", [named, ctr, one, other])
+    assert {c.arxiv_id for c in cites} == {"2505.14057"}  # one shared name is weak when another paper shares 3
+    text, cites, _ = answer("Do the HatLLM authors have another paper?", [named, one, other])
+    assert [c.arxiv_id for c in cites] == ["2510.10978"]  # ... and enough when it is the most any paper shares
+    text, cites, _ = answer("HatLLM 的作者还有其他论文吗？", [named, other])
+    assert text.startswith(CANNOT_ANSWER) and "HatLLM 作者的其他论文" in text
+
+
+@pytest.mark.parametrize("question, groups", [
+    ("Which papers involve Meituan (data, deployment or authors)?", [["data"], ["deploy"], ["author"]]),
+    ("Which papers use MoE, DPO or RLHF?", [["moe"], ["dpo"], ["rlhf"]]),
+    ("Which papers study neural radiance fields or 3D scene rendering?",
+     [["neural", "radianc", "field"], ["3d", "scene", "render"]]),
+    ("We study retrieval, and which papers use RQ-VAE or VQ-GAN?", [["rq-vae"], ["vq-gan"]]),
+])
+def test_or_groups_end_at_punctuation_and_take_every_listed_item(question, groups):
+    assert [list(map(list, g)) for g in analyse(question).parts[-1].alternatives] == [groups]
+
+
+def test_a_whole_title_in_the_question_names_its_paper():
+    gans = hit(1, "Condition Matters in Full-head 3D GANs", "2602.07198", passage("We study conditioning of GANs."),
+               passage("arXiv: 2602.07198. Comment: Accepted by ICLR 2026.", field="meta"))
+    other = hit(2, "Synthetic Image Detection with CLIP", "2602.00001", passage("GANs make synthetic images."),
+                passage("arXiv: 2602.00001. Comment: Accepted by CVPR 2026.", field="meta"))
+    text, cites, _ = answer("Condition Matters in Full-head 3D GANs 被哪个会议接收了？", [gans, other])
+    assert [c.arxiv_id for c in cites] == ["2602.07198"] and "ICLR 2026" in text
+
+
+def test_how_many_needs_a_sentence_naming_what_is_counted():
+    from rag.qa.question import counted
+
+    assert counted("How many federal government PDFs does GovScape make searchable?") == ("pdfs",)
+    assert counted("How many users and tracks does Yambda have?") == ("users", "tracks")
+    h = hit(1, "F-Actor: Controllable Conversational Behaviour in Full-Duplex Models", "2601.11329", passage(
+        "By keeping the audio encoder frozen and finetuning only the language model, our model requires just "
+        "2,000 hours of data. We release the model and code."))
+    text, _, _ = answer("How many parameters does the F-Actor speech model have?", [h])
+    assert text.startswith(CANNOT_ANSWER) and "2,000" not in text
+    text, cites, _ = answer("How many hours of data does F-Actor need?", [h])
+    assert "2,000 hours" in text and cites
+
+
+def test_a_two_letter_acronym_is_not_spelled_across_a_skipped_word():
+    from rag.qa.terms import find
+
+    t = next(t for t in question_terms("Which paper proposes MP-Head?") if t.text == "MP-Head")
+    assert find(t, norm("We develop methods for providing recommendations to groups.")) < 0
+    rq = next(t for t in question_terms("Which papers use RQ-VAE?") if t.text == "RQ-VAE")
+    assert find(rq, norm("Items are tokenized by residual quantization.")) >= 0
+
+
+def test_a_metric_name_is_not_an_organisation_and_a_named_measure_must_be_stated():
+    h = hit(1, "Align3GR: Unified Multi-Level Alignment", "2511.11255", passage(
+        "Align3GR outperforms the SOTA baseline by +17.8% in Recall@10, with full-scale deployment on an "
+        "industrial large-scale recommendation platform."),
+        passage("arXiv: 2511.11255. Authors: Wencai Ye; Peng Jiang.", field="meta"))
+    text, _, _ = answer("Which company deployed Align3GR?", [h])
+    assert text.startswith(CANNOT_ANSWER)
+    text, _, _ = answer("What accuracy does Align3GR reach?", [h])
+    assert text.startswith(CANNOT_ANSWER)
+    text, cites, _ = answer("What gain in Recall@10 does Align3GR report?", [h])
+    assert "17.8%" in text and cites
+
+
+def test_papers_sharing_a_name_are_labelled_by_their_full_titles_and_their_contributions():
+    a = hit(1, "GRACE: Generative Recommendation via Journey-Aware Sparse Attention", "2507.14758", passage(
+        "In this work, we propose GRACE, a generative framework for multi-behavior recommendation. Experiments on "
+        "two real-world datasets show gains of up to +106.9% HR@10."))
+    b = hit(2, "GRACE: Generative Recommender Acceleration Engine for Real-Time Ads Retrieval", "2608.00938", passage(
+        "Serving generative recommenders creates two challenges. This paper presents GRACE, a serving system for "
+        "ads generative retrieval."))
+    text, cites, _ = answer("There are two papers called GRACE - what does each one do?", [a, b])
+    assert "Journey-Aware Sparse Attention (2507.14758)" in text and "Real-Time Ads Retrieval (2608.00938)" in text
+    assert "we propose GRACE" in text and "presents GRACE" in text and "+106.9%" not in text
+    text, _, _ = answer("What does GRACE propose for ads retrieval?", [b])
+    assert "- GRACE (2608.00938)" in text  # one paper of that name: its short name
+
+
+def test_an_acronym_many_papers_use_is_no_papers_name_and_capitals_may_be_spelled_out():
+    from dataclasses import replace as _replace
+
+    from rag.qa.terms import find
+
+    kg = next(t for t in question_terms("which KG method inspired JAM?") if t.text == "KG")
+    text = norm("We propose a retrieval method over a knowledge graph (KG) for recommendation.")
+    assert names_paper(kg, norm("Knowledge Graph RAG for Recommendation"), text)
+    assert not names_paper(_replace(kg, shared=True), norm("Knowledge Graph RAG for Recommendation"), text)
+    assert names_paper(_replace(kg, shared=True), norm("KG: a knowledge graph paper"))  # its title still names it
+    rag = next(t for t in question_terms("Which papers use RAG?") if t.text == "RAG")
+    assert find(rag, norm("We study retrieval-augmented generation for QA.")) >= 0

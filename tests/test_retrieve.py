@@ -222,3 +222,60 @@ def test_typed_names_are_technical_words_capitalised_inside_a_sentence_or_latin_
     assert _typed_names("What does GR4AD do? Where is it used") == ["GR4AD"]  # sentence-initial words are not names
     assert _typed_names("Congrats（图结构生成式重排）在哪个平台上线？ab") == ["Congrats"]  # Latin in Chinese; 2 letters: no
     assert _typed_names("how does the model work") == []
+
+
+def test_a_list_question_about_a_rare_name_sees_every_paper_holding_it(tmp_settings):
+    from rag import api
+    from rag.types import Filters, Paper
+
+    filler = [Paper(f"2601.{i:05d}", f"Generative recommendation deployed online, variant {i}", arxiv_id=f"2601.{i:05d}",
+                    abstract="We deploy a generative recommendation model online in production and report online "
+                             f"A/B gains for papers and users of variant {i}.") for i in range(24)]
+    topics = ["protein folding", "graph coloring", "speech enhancement", "robot grasping", "tax law", "river floods"]
+    named = [Paper(f"2602.{i:05d}", f"A study of {t}", arxiv_id=f"2602.{i:05d}",
+                   abstract=f"We study {t} with classical tools and report experiments on public benchmarks. "
+                            "Some of the data came from Kuaishou.")
+             for i, t in enumerate(topics)]
+    assert api.ingest_papers(filler + named, tmp_settings, name="t").ok
+    s = tmp_settings.model_copy(update={"top_k": 2})
+    question = "Which papers were deployed online at Kuaishou?"
+    ranked = {h.paper_id for h in api.retrieve(question, s, Filters(top_k=10))}
+    assert not {p.paper_id for p in named} <= ranked  # the ranking alone cuts some of them off
+    ans = api.ask(question, s)
+    assert {p.paper_id for p in named} <= {h.paper_id for h in ans.sources}
+    assert {p.paper_id for p in named} <= {c.paper_id for c in ans.citations}
+    assert [h.rank for h in ans.sources] == list(range(1, len(ans.sources) + 1))
+
+
+def test_a_name_joined_to_a_year_is_the_same_name(tmp_settings):
+    from rag import api
+    from rag.types import Paper
+
+    filler = [Paper(f"2601.{i:05d}", f"Speech translation accepted paper {i}", arxiv_id=f"2601.{i:05d}",
+                    abstract=f"We translate speech with accepted methods, variant {i}.", comment="Accepted at a venue")
+              for i in range(20)]
+    joined = Paper("2602.00001", "Think-Clip-Sample for long videos", arxiv_id="2602.00001",
+                   abstract="We sample clips of long videos.", comment="Accepted by ICASSP2026")
+    spaced = Paper("2602.00002", "Layer-aware experts", arxiv_id="2602.00002",
+                   abstract="We add LoRA experts.", comment="Accepted by ICASSP 2026")
+    assert api.ingest_papers([*filler, joined, spaced], tmp_settings, name="t").ok
+    ans = api.ask("Which papers were accepted at ICASSP 2026?", tmp_settings.model_copy(update={"top_k": 2}))
+    assert {"2602.00001", "2602.00002"} <= {c.paper_id for c in ans.citations}
+
+
+def test_a_question_about_the_authors_other_papers_retrieves_them(tmp_settings):
+    from rag import api
+    from rag.types import Paper
+
+    filler = [Paper(f"2601.{i:05d}", f"Retrieval algorithms evolved by LLMs, part {i}", arxiv_id=f"2601.{i:05d}",
+                    abstract=f"We evolve retrieval algorithms with language models, part {i}.",
+                    authors=(f"Person {chr(65 + i)}",)) for i in range(12)]
+    named = Paper("2602.16932", "RankEvolve: Automating the Discovery of Retrieval Algorithms", arxiv_id="2602.16932",
+                  abstract="We discover retrieval algorithms.", authors=("Jinming Nian", "Fangchen Li", "Yi Fang"))
+    theirs = Paper("2410.14567", "ELOQ: Resources for Out-of-Scope Questions", arxiv_id="2410.14567",
+                   abstract="We detect questions a knowledge base cannot answer.",
+                   authors=("Zhiyuan Peng", "Jinming Nian", "Yi Fang"))
+    assert api.ingest_papers([*filler, named, theirs], tmp_settings, name="t").ok
+    ans = api.ask("Do the RankEvolve authors have another paper in these digests?", tmp_settings)
+    assert [c.paper_id for c in ans.citations] == ["2410.14567"]
+    assert ans.sources[0].paper_id == "2602.16932"

@@ -127,3 +127,22 @@ def test_upload_report_shows_the_upgrade_note():
     html = ingest_report_html(IngestReport(files=1, notes=("index schema 3 -> 4: re-embedding 2 papers <x>",)),
                               ["a.md"], [])
     assert "index schema 3 -&gt; 4: re-embedding 2 papers &lt;x&gt;" in html
+
+
+def test_an_index_with_chromas_default_search_list_gets_the_larger_one_on_open(tmp_path):
+    """Chroma's default ef_search (100) made dense top-40 results differ between processes; an index built
+    with it is given SEARCH_EF the first time a (writable) store opens its collection."""
+    from rag.store import SEARCH_EF
+
+    s = Settings(index_dir=str(tmp_path / "index"), answerer="extractive")
+    assert api.ingest(api.sample_paths()[:1], s).ok
+    store = open_store(s)
+    name, path = store.collection_name, str(store.chroma_path)
+    assert store.collection.configuration["hnsw"]["ef_search"] == SEARCH_EF  # a new index has it
+    store.close()
+    _chroma_client(None, path).get_collection(name).modify(configuration={"hnsw": {"ef_search": 100}})
+    assert _chroma_client(None, path).get_collection(name).configuration["hnsw"]["ef_search"] == 100
+    store = open_store(s)
+    assert store.collection.configuration["hnsw"]["ef_search"] == SEARCH_EF
+    assert api.ask("Which papers use RQ-VAE semantic IDs?", s).citations
+    store.close()

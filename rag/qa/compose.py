@@ -22,7 +22,7 @@ from typing import Protocol
 from ..types import Hit
 from .evidence import Bridge, Dense, Scored, Source, Unit, make_source, match_terms, required_missing, \
     score_units, weights
-from .question import Analysis, Part, analyse, asks_entity, asks_enumeration, type_noun
+from .question import Analysis, Part, analyse, asks_entity, asks_enumeration, counted, type_noun
 from .terms import Term, cjk_phrases, find
 
 # Metadata fields answering each aspect, in order of preference ("*": all present ones).
@@ -133,16 +133,26 @@ def with_stats(a: Analysis, stats: Stats | None, cfg: Config) -> tuple[Analysis,
         return a, {}
     shares = {t.key: stats.share(t.key if t.kind == "cjk" else t.text) for t in a.terms}
     rarity = {k: _rarity(v, cfg) for k, v in shares.items()}
-    common = {t.key for t in a.terms if t.kind == "strong" and (shares[t.key] or 0.0) > cfg.focus_max_share
-              and stats.papers(t.text) > cfg.focus_min_papers}
+    spread = {t.key for t in a.terms if t.kind == "strong" and stats.papers(t.text) > cfg.focus_min_papers}
+    common = {k for k in spread if (shares[k] or 0.0) > cfg.focus_max_share}
     # a capitalised name the index has never seen ("deployed at Shopee") is what the question is about
     absent = {t.key for t in a.terms if t.kind == "name" and shares[t.key] is None and t.key not in _DIGEST_LANGUAGES}
-    if not common and not absent:
+    if not spread and not absent:
         return a, rarity
     kinds = {**{k: "common" for k in common}, **{k: "strong" for k in absent}}
-    fix = lambda ts: tuple(replace(t, kind=kinds[t.key]) if t.key in kinds else t for t in ts)  # noqa: E731
-    parts = tuple(replace(p, terms=fix(p.terms)) for p in a.parts)
-    return replace(a, parts=parts, terms=fix(a.terms)), rarity
+    fix = lambda ts: tuple(replace(t, kind=kinds.get(t.key, t.kind), shared=t.key in spread) for t in ts)  # noqa: E731
+    terms = fix(a.terms)
+    subject = tuple(t for t in terms if t.required)
+    parts = tuple(_borrow(replace(p, terms=fix(p.terms)), subject) for p in a.parts)
+    return replace(a, parts=parts, terms=terms), rarity
+
+
+def _borrow(part: Part, subject: tuple[Term, ...]) -> Part:
+    """A part of a multi-part question left without a required term once common words no longer count
+    ("..., give both arXiv IDs") is about the question's subject, as a part with no terms is."""
+    if part.borrowed or any(t.required for t in part.terms) or not subject:
+        return part
+    return replace(part, terms=tuple(dict.fromkeys(subject + part.terms)), borrowed=True)
 
 
 _DIGEST_LANGUAGES = frozenset({"chinese", "english"})  # "its Chinese summary": the digest's languages, not a name
@@ -176,8 +186,19 @@ class _Ctx:
 
 
 def _names(part: Part, src: Source) -> set[str]:
-    """The part's required terms that are this source's own name."""
-    return {t.key for t in part.required} & src.names
+    """The part's required terms that are this source's own name (all of those it holds when the part
+    quotes its whole title: "Condition Matters in Full-head 3D GANs 被哪个会议接收了？")."""
+    keys = {t.key for t in part.required}
+    if _quotes_title(part, src):
+        return keys & src.covered
+    return keys & src.names
+
+
+def _quotes_title(part: Part, src: Source) -> bool:
+    from ..text import norm
+
+    title = src.units[0].norm
+    return len(title) >= 16 and title in norm(part.text)
 
 
 def _candidates(part: Part, ctx: _Ctx) -> list[Source]:
@@ -203,8 +224,11 @@ def _best_named(part: Part, sources: list[Source]) -> list[Source]:
     if part.aspect == "compare":
         return named
     named = [s for s in named if _holds_required(part, s)] or named
-    sets = [frozenset(names[s.index]) for s in named]
-    return [s for s, k in zip(named, sets) if not any(k < o for o in sets)]  # "MOON" < "MOON" + "MLLM-based"
+    # "MOON" < "MOON" + "MLLM-based", unless the shorter name's paper holds required terms the other lacks
+    # ("is 'MOON Embedding' the same paper as the MOON generative MLLM?": both papers)
+    held = {s.index: frozenset(t.key for t in part.required if t.key in s.covered) for s in named}
+    return [s for s in named if not any(names[s.index] < names[o.index] and held[s.index] <= held[o.index]
+                                        for o in named)]
 
 
 def _disambiguate(part: Part, named: list[Source], ctx: "_Ctx") -> list[Source]:
@@ -233,7 +257,9 @@ def _answering(part: Part, cands: list[Source]) -> list[Source]:
     naming = set().union(*(_names(part, s) for s in cands)) if not part.listing else set()
     if len([s for s in cands if _names(part, s)]) > 1:
         rest = [t.key for t in part.required if t.key not in naming]
-        return [s for s in cands if _names(part, s) and (not rest or any(k in s.covered for k in rest))]
+        quoted = {t.key for t in part.required if t.kind == "phrase"}
+        return [s for s in cands if _names(part, s) and (not rest or any(k in s.covered for k in rest)
+                                                          or _names(part, s) & quoted)]
     return [s for s in cands if _holds_required(part, s)]
 
 
@@ -261,6 +287,8 @@ def _missing_terms(part: Part, cands: list[Source]) -> list[str]:
 
 
 def _plan_part(part: Part, ctx: _Ctx) -> PartAnswer:
+    if part.aspect == "coauthored":
+        return _coauthor_part(part, ctx)
     cands = _candidates(part, ctx)
     ok = _answering(part, cands)
     if not ok:
@@ -327,8 +355,17 @@ def _content_units(part: Part, src: Source, ctx: _Ctx) -> list[Scored]:
     if bonus is not None:
         units = sorted(units, key=lambda s: (-(s.score + bonus(s)), s.pos))
     if part.aspect == "count":
-        units = [s for s in units if s.unit.kind == "sentence" and _new_number(s.unit.text, part.text)]
+        nouns = counted(part.text)
+        units = [s for s in units if s.unit.kind == "sentence" and _new_number(s.unit.text, part.text)
+                 and _states(s.unit.norm, nouns)]
     return units
+
+
+def _states(text: str, nouns: tuple[str, ...]) -> bool:
+    """Does a sentence name what "how many X" counts (a word of X by its stem)? True when X is unknown."""
+    from ..text import stem
+
+    return not nouns or any(re.search(r"(?<![a-z0-9])" + re.escape(stem(n)[:6]), text) for n in nouns)
 
 
 def _bonus(part: Part):
@@ -393,11 +430,27 @@ def _shaped(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer | None:
     if len(named) != 1 or not (asks_entity(part.text) or part.aspect == "count"):
         return None
     asked = {t.key for t in part.terms}
-    shape = (lambda u: u.lexical > 0 and _new_number(u.unit.text, part.text)) if part.aspect == "count" else \
-        (lambda u: len(_new_names(u.unit.text, asked)) >= 2)
+    chars = _chars(part)
+    nouns = counted(part.text)
+    shape = (lambda u: _new_number(u.unit.text, part.text) and _states(u.unit.norm, nouns)
+             and (u.lexical > 0 or _char_share(chars, u) >= CHAR_MIN)) \
+        if part.aspect == "count" else (lambda u: len(_new_names(u.unit.text, asked)) >= 2)
     units = [u for u in ctx.scored(part, named[0]) if u.unit.kind == "sentence" and shape(u)]
-    units = sorted(units, key=lambda u: (-u.lexical, u.pos))
+    units = sorted(units, key=lambda u: (-u.lexical, -_char_share(chars, u), u.pos))
     return PartAnswer(part, [Line(named[0], units[:1])]) if units else None
+
+
+CHAR_MIN = 0.6  # a Chinese sentence holding this share of the part's Chinese characters says the same thing in
+#                other words (图文对 ~ 图像-文本对, 样例 ~ 样本) when no word of it matches
+
+
+def _chars(part: Part) -> set[str]:
+    """The Chinese characters of a part's Chinese terms."""
+    return {c for t in part.terms if t.kind == "cjk" for c in t.key}
+
+
+def _char_share(chars: set[str], u: Scored) -> float:
+    return sum(c in u.unit.text for c in chars) / len(chars) if chars and u.unit.lang == "zh" else 0.0
 
 
 def _pick(units: list[Scored], part: Part, first: bool) -> list[Scored]:
@@ -496,6 +549,47 @@ def _meta_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
     return PartAnswer(part, lines)
 
 
+def _authors_of(src: Source) -> set[str]:
+    from ..text import author_set
+
+    unit = src.meta("Authors")
+    return author_set(unit.text.partition(":")[2]) if unit is not None else set()
+
+
+def _coauthor_part(part: Part, ctx: _Ctx) -> PartAnswer:
+    """"Do the X authors have another paper?": the other sources sharing most of X's authors (or of the
+    persons the question names), each with its author line; the part's other words (a topic such as
+    "CTR prediction") break ties. Unanswered when no other source shares an author."""
+    from ..text import person_names
+
+    keys = {t.key for t in part.required}
+    titled = {t.key for t in part.terms if t.kind in ("strong", "phrase", "name")}
+    named = ([s for s in ctx.sources if s.names & keys] or
+             [s for s in ctx.sources if titled and titled <= s.in_head])[:1]  # "the Caption Injection authors"
+    known = set().union(*(_authors_of(s) for s in ctx.sources))
+    persons = person_names(part.text) & known
+    if not named and not persons:  # the paper the question is about is not among the sources
+        return PartAnswer(part, missing=_missing_terms(part, ctx.sources))
+    target = persons or _authors_of(named[0])
+    shared = {s.index: len(_authors_of(s) & target) for s in ctx.sources if s not in named}
+    others = [s for s in ctx.sources if shared.get(s.index)]
+    if not others:
+        label = _label(named[0]) if named else ", ".join(sorted(persons))
+        return PartAnswer(part, aspect_missing="coauthored", missing=[label])
+    topic = Part(part.text, "content", False, tuple(t for t in part.terms if t.key not in keys
+                                                      and not _aspect_word(t, "authors")))
+    fit = {s.index: max((u.lexical for u in ctx.scored(topic, s)), default=0.0) for s in others}
+    best = max(shared[s.index] for s in others)
+    least = best if _MOST.search(part.text) else min(2, best)  # "shares most of its authors": the top ones
+    keep = sorted((s for s in others if shared[s.index] >= least),
+                  key=lambda s: (-shared[s.index], -fit[s.index], s.index))[: 1 + ctx.cfg.max_runners]
+    return PartAnswer(part, [Line(s, [Scored(s, u, s.units.index(u), 1.0, 1.0, None)])
+                             for s in keep if (u := s.meta("Authors")) is not None])
+
+
+_MOST = re.compile(r"\bmost\b|最多", re.I)
+
+
 def _person_matches(part: Part, src: Source) -> bool:
     """Does the paper's author list hold the person the question names (its capitalised names)?"""
     names = [t for t in part.terms if t.kind == "name"]
@@ -578,7 +672,7 @@ def _aspect_sentence(part: Part, src: Source, ctx: _Ctx) -> Scored | None:
     return units[0] if units else None
 
 
-_PROPER = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)*)\b")
+_PROPER = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)*)\b(?![@\d])")  # not "Recall@10"
 
 
 def _org_names(text: str, own: set[str]) -> list[str]:
@@ -602,7 +696,7 @@ def _compare_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
         return _content_part(Part(part.text, "content", part.listing, part.terms), ok, ctx)
     lines = []
     asks = [t for t in part.terms if t.key not in set().union(*(_names(part, s) for s in named))
-            and not _aspect_word(t, "compare")]
+            and not _aspect_word(t, "compare") and t.text.lower() not in _COUNT_WORDS]  # "the two papers"
     quantity = bool(_QUANTITY.search(part.text))
     for src in named[:4]:
         units = _content_units(part, src, ctx)
@@ -616,6 +710,7 @@ def _compare_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
     return PartAnswer(part, lines) if lines else PartAnswer(part, missing=_weak_missing(part, ok, ctx))
 
 
+_COUNT_WORDS = frozenset("two three four both each".split())
 # A comparison of quantities: comparatives and the measures they are about (the answer is numbers).
 _QUANTITY = re.compile(r"\b(?:bigger|larger|smaller|higher|lower|faster|slower|more|fewer|less|better|worse|"
                        r"latenc(?:y|ies)|speed|gains?|improvements?|how\s+(?:many|much))\b|"

@@ -22,11 +22,12 @@ _FRAME = {
            "missing": "The retrieved digests do not mention: {terms}.",
            "aspect": "The retrieved digests do not give the {aspect} of {paper}.",
            "part": "Not in the retrieved digests: {terms}.",
+           "coauthored": "The digests hold no other paper by the authors of {paper}.",
            "none": "No sources were retrieved (is the index empty, or are the filters too narrow?)."},
     "zh": {"list": "检索到的论文中符合条件的有：", "best": "根据检索到的摘要：",
            "contrast": "并未使用 {terms}，而是与之对比", "noid": "无 arXiv ID",
            "missing": "检索到的摘要中没有提到：{terms}。", "aspect": "检索到的摘要中没有给出 {paper} 的{aspect}。",
-           "part": "检索到的摘要中没有：{terms}。",
+           "part": "检索到的摘要中没有：{terms}。", "coauthored": "日报中没有 {paper} 作者的其他论文。",
            "none": "没有检索到任何来源（索引为空，或筛选条件过窄？）。"},
 }
 _ASPECT_LABEL = {
@@ -51,8 +52,12 @@ def render(p: Plan) -> list[str]:
         return [CANNOT_ANSWER + "\n", " ".join(dict.fromkeys(_reason(pa, p.lang) for pa in p.parts))]
     listing = any(pa.part.listing and pa.lines for pa in p.parts)
     out = [f["list"] if listing else f["best"]]
-    for src, scored, contrast in _merge_lines(p.parts):
-        out.append("\n" + _line(src, scored, contrast, p))
+    lines = _merge_lines(p.parts)
+    names = [_name_key(src.hit.title) for src, _, _ in lines]
+    for (src, scored, contrast), name in zip(lines, names):
+        # papers sharing a name ("MOON" / "MOON Embedding", two "GRACE"s) are told apart by their full titles
+        label = _full_title(src.hit.title) if name and names.count(name) > 1 else short_title(src.hit.title)
+        out.append("\n" + _line(src, scored, contrast, p, label))
     out += ["\n- " + _reason(pa, p.lang, part=True) for pa in p.parts if not pa.lines]
     return out
 
@@ -70,6 +75,8 @@ def _merge_lines(parts: list[PartAnswer]) -> list[tuple[Source, list[Scored], li
 
 def _reason(pa: PartAnswer, lang: str, part: bool = False) -> str:
     f = _FRAME[lang]
+    if pa.aspect_missing == "coauthored":
+        return f["coauthored"].format(paper=pa.missing[0])
     if pa.aspect_missing:
         return f["aspect"].format(aspect=_ASPECT_LABEL[lang][pa.aspect_missing], paper=pa.missing[0])
     sep = "、" if lang == "zh" else ", "
@@ -86,11 +93,23 @@ def short_title(title: str, limit: int = 120) -> str:
     return title if len(title) <= limit else title[:limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def _line(src: Source, units: list[Scored], contrast: list[str], p: Plan) -> str:
+def _name_key(title: str) -> str:
+    """The first word of a title's name part ("moon" of "MOON Embedding: ..."), '' for a title without one."""
+    head, colon, _ = display(title).partition(":")
+    words = re.findall(r"[\w\-³]+", head.lower())
+    return words[0] if colon and words and len(head) <= 40 else ""
+
+
+def _full_title(title: str, limit: int = 160) -> str:
+    title = display(title)
+    return title if len(title) <= limit else title[:limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _line(src: Source, units: list[Scored], contrast: list[str], p: Plan, label: str) -> str:
     f = _FRAME[p.lang]
     n = src.index + 1
     ident = src.hit.arxiv_id or f["noid"]
-    name = f"{short_title(src.hit.title)} ({ident})" if p.lang == "en" else f"{short_title(src.hit.title)}（{ident}）"
+    name = f"{label} ({ident})" if p.lang == "en" else f"{label}（{ident}）"
     colon = ": " if p.lang == "en" else "："
     units = sorted(units, key=lambda u: u.pos)
     if contrast:

@@ -31,7 +31,7 @@ _ZH_FUNCTION = ("可以", "哪些", "哪篇", "哪几篇", "哪个", "哪一篇"
 _ZH_STOP_CHARS = "的了在是有和与及或中上下把被对为其这那哪个篇些啥嘛吧呀用于从到也都就还并而且所"
 # Words that refer to the sources themselves ("which papers use ...", "哪些论文使用了 ..."): never content.
 FRAME_WORDS = frozenset("""paper papers work works study studies article articles preprint preprints publication
-publications digest digests arxiv use uses using used kind kinds type types sort""".split())
+publications digest digests arxiv use uses using used kind kinds type types sort give tell called named""".split())
 _ZH_FRAME = ("论文", "文章", "文献", "工作", "使用", "采用", "利用", "用到", "用了")
 WEAK_PREFIX = 7  # plain words match by this many letters of their stem (industrial ~ industry, evaluated ~ evaluation)
 _MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
@@ -57,6 +57,7 @@ class Term:
     kind: str  # strong | phrase | name | date | weak | cjk | common
     acronym: str = ""  # first all-caps part of a compound, expandable to word initials
     span: tuple[int, ...] = ()  # cjk: the question character positions this bigram stands for
+    shared: bool = False  # held by many papers of the index ("KG"): a paper's text defining it does not name it
 
     @property
     def required(self) -> bool:
@@ -102,6 +103,12 @@ def _acronym_part(tok: str) -> str:
     return first.lower() if 2 <= len(first) <= 5 and first.isalpha() and first.isupper() else ""
 
 
+def _spelled(key: str, tok: str) -> str:
+    """An all-capitals word of 3-5 letters ("RAG", "LLMs") may be written out in the text: its letters."""
+    core = tok[:-1] if tok.endswith("s") and tok[:-1].isupper() else tok
+    return key if 3 <= len(core) <= 5 and core.isalpha() and core.isupper() else ""
+
+
 def _sentence_initial(text: str, pos: int) -> bool:
     before = text[:pos].rstrip()
     return not before or before[-1] in ".?!:;(\"'“‘，。？！：；（、"
@@ -118,7 +125,7 @@ def latin_terms(question: str) -> list[Term]:
             continue
         if _is_strong(tok):
             key = low[:-1] if tok.endswith("s") and tok[:-1].isupper() and len(tok) > 3 else low
-            out.append(Term(tok, key, "strong", _acronym_part(tok) if "-" in tok else ""))
+            out.append(Term(tok, key, "strong", _acronym_part(tok) if "-" in tok else _spelled(key, tok)))
         elif tok[0].isupper() and low.isalpha() and not _sentence_initial(q, m.start()):
             out.append(Term(tok, low, "name"))
         elif len(low) >= 3 and low.replace("-", "").isalpha():
@@ -181,7 +188,7 @@ def _spell(acr: str, words: list[str]) -> bool:
         head = words[: len(acr)]
         return all(len(w) >= 2 for w in head) and sum(w in STOPWORDS for w in head) <= 1 and \
             sum(len(w) >= 3 for w in head) >= len(head) - 1
-    for skip in range(1, len(acr)):
+    for skip in range(1, len(acr) if len(acr) > 2 else 1):  # two letters spelled across a skipped word: chance
         cand = initials[:skip] + initials[skip + 1:]
         kept = words[:skip] + words[skip + 1: len(acr) + 1]
         if cand.startswith(acr) and content(kept) and words[skip] in STOPWORDS | {"via", "of"}:
@@ -214,6 +221,9 @@ def _find_strong(key: str, acronym: str, hay: str) -> int:
     if pos < 0 and key[-1].isalpha():  # a release of the name: MOON ~ MOON2.0, MOON-3 (not BERT ~ BERT4Rec)
         m = re.search(r"(?<![a-z0-9])" + re.escape(key) + r"-?v?\d+(?:\.\d+)*(?![a-z0-9])", hay)
         pos = m.start() if m else -1
+    if pos < 0 and key.isdigit() and len(key) >= 2:  # a year or number joined to a name: "ICASSP2026"
+        m = re.search(r"(?<=[a-z])" + key + r"(?![a-z0-9])", hay)
+        pos = m.start() if m else -1
     if pos < 0 and acronym:
         pos = _bounded(acronym, hay)
         pos = pos if pos >= 0 else acronym_at(acronym, hay)
@@ -242,8 +252,8 @@ def find(term: Term, hay: str) -> int:
         return hay.find(term.key)
     if term.kind == "phrase":
         return _find_phrase(term.key, hay)
-    if term.kind == "weak":
-        m = re.search(r"(?<![a-z0-9])" + re.escape(term.key), hay)
+    if term.kind == "weak":  # a hyphen is optional: "watch-time" ~ "watch time" ~ "watchtime"
+        m = re.search(r"(?<![a-z0-9])" + re.escape(term.key).replace(r"\-", r"[-\s]?"), hay)
         return m.start() if m else -1
     if term.kind == "name":
         return _bounded(term.key, hay)
@@ -264,6 +274,8 @@ def names_paper(term: Term, title: str, text: str = "") -> bool:
         return _find_phrase(key, title) >= 0
     if re.search(r"(?<![a-z0-9-])" + re.escape(key) + r"(?![a-z0-9-])", title):
         return True
+    if term.shared:  # "we study knowledge graphs (KG)": a concept many papers use, not this paper's name
+        return False
     k = re.escape(key)
     return bool(re.search(rf"\b{_OWN}\s+(?:\S+\s+){{0,8}}?{k}(?![a-z0-9-])|"
                           rf"\b{_OWN}\s+(?:[^\s.]+\s+){{1,12}}?\({k}\)|"  # "we propose A Long Name (ALN)"
