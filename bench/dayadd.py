@@ -40,7 +40,7 @@ class StandIn:
 
 
 def _ingest(index: Path, data: Path, n: int, warm: bool = False, chroma_url: str | None = None,
-            embedder=None) -> dict:
+            embedder=None, corpus: Path | None = None) -> dict:
     from rag import api, embed
     from rag.config import Settings
 
@@ -49,7 +49,7 @@ def _ingest(index: Path, data: Path, n: int, warm: bool = False, chroma_url: str
     embedder = embedder or StandIn()
     embed.get_embedder = lambda settings: embedder
     s = Settings(index_dir=str(index), answerer="extractive", chroma_url=chroma_url)
-    write_subset(DEFAULT_CORPUS, n, data, ALL_FIELDS)
+    write_subset(corpus or DEFAULT_CORPUS, n, data, ALL_FIELDS)
     t0 = time.perf_counter()
     if warm:  # what a process that already ingested or answered has loaded: imports, the sentence splitter
         import chromadb  # noqa: F401

@@ -159,7 +159,7 @@ def step_ingest(a: dict) -> dict:
     from .dayadd import _ingest
 
     out = _ingest(Path(a["index"]), Path(a["data"]), a["n"], warm=a.get("warm", False), chroma_url=a["url"],
-                  embedder=stand_in(a.get("vectors", "hashed")))
+                  embedder=stand_in(a.get("vectors", "hashed")), corpus=Path(a["corpus"]))
     out["papers_per_s"] = round(out["papers_new"] / out["seconds"], 2)
     out["chunks_per_s"] = round(out["chunks_added"] / out["seconds"], 1)
     return out
@@ -355,14 +355,15 @@ def main(argv: list[str]) -> int:
             build = {}
             for m in (MODES if r % 2 == 0 else MODES[::-1]):
                 build[m] = run_step("ingest", {"index": index[m], "data": str(data), "n": a.papers, "url": urls[m],
-                                               "vectors": a.vectors}, server if m == "server" else None)
+                                               "vectors": a.vectors, "corpus": str(corpus)}, server if m == "server" else None)
                 _progress(f"first ingest {m} (round {r + 1})", build[m])
             res["builds"].append(build)
         res["build"] = {m: _median_build([b[m] for b in res["builds"]]) for m in MODES}
         if a.day:
             for m in MODES:
                 res["day"][m] = run_step("ingest", {"index": index[m], "data": str(data), "n": a.papers + a.day,
-                                                    "url": urls[m], "warm": True, "vectors": a.vectors}, server if m == "server" else None)
+                                                    "url": urls[m], "warm": True, "vectors": a.vectors,
+                                                    "corpus": str(corpus)}, server if m == "server" else None)
                 _progress(f"day {m}", res["day"][m])
         qfile = work / "queries.json"
         tops = []
