@@ -39,15 +39,17 @@ class StandIn:
         return self.embed([text])[0]
 
 
-def _ingest(index: Path, data: Path, n: int, warm: bool = False) -> dict:
+def _ingest(index: Path, data: Path, n: int, warm: bool = False, chroma_url: str | None = None,
+            embedder=None, corpus: Path | None = None) -> dict:
     from rag import api, embed
     from rag.config import Settings
 
     from .corpus import ALL_FIELDS, DEFAULT_CORPUS, write_subset
 
-    embed.get_embedder = lambda settings: StandIn()
-    s = Settings(index_dir=str(index), answerer="extractive")
-    write_subset(DEFAULT_CORPUS, n, data, ALL_FIELDS)
+    embedder = embedder or StandIn()
+    embed.get_embedder = lambda settings: embedder
+    s = Settings(index_dir=str(index), answerer="extractive", chroma_url=chroma_url)
+    write_subset(corpus or DEFAULT_CORPUS, n, data, ALL_FIELDS)
     t0 = time.perf_counter()
     if warm:  # what a process that already ingested or answered has loaded: imports, the sentence splitter
         import chromadb  # noqa: F401
@@ -61,7 +63,7 @@ def _ingest(index: Path, data: Path, n: int, warm: bool = False) -> dict:
     rep = api.ingest([str(data)], s)
     wall = time.perf_counter() - t0
     embed_s = rep.timings.get("embed", 0.0)
-    return {"warm": warm, "warmup_s": round(warmup, 3), "papers_new": rep.papers_new, "papers_updated": rep.papers_updated, "chunks_added": rep.chunks_added,
+    return {"warm": warm, "chroma_url": chroma_url, "warmup_s": round(warmup, 3), "papers_new": rep.papers_new, "papers_updated": rep.papers_updated, "chunks_added": rep.chunks_added,
             "seconds": round(wall, 3), "embed_s": round(embed_s, 3), "overhead_s": round(wall - embed_s, 3),
             "timings": rep.timings, "notes": list(rep.notes)[:3], "ok": rep.ok}
 

@@ -662,7 +662,7 @@ COMMANDS = {"sync": cmd_sync, "watch": cmd_watch, "mcp": cmd_mcp, "ingest": cmd_
             "repair": cmd_repair, "ui": cmd_ui, "eval": cmd_eval, "bench": cmd_bench}
 # Expected failures: one line "error: ..." and exit 2, never a traceback.
 ONE_LINE_ERRORS = ("LLMError", "EmbedderError", "ValueError", "FileNotFoundError", "SyncError", "IndexDamaged",
-                   "IndexReadOnly", "PermissionError")
+                   "IndexReadOnly", "PermissionError", "ChromaUnavailable")
 
 
 def _command_index(argv: list[str]) -> int | None:

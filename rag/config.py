@@ -44,6 +44,10 @@ class Settings(BaseModel):
                                        "(--index, DIGESTQA_INDEX).")
     chroma_url: str | None = Field(None, description="Chroma server URL; uses chromadb.HttpClient instead "
                                                      "of the embedded PersistentClient (--chroma-url, DIGESTQA_CHROMA_URL).")
+    chroma_timeout: float = Field(60.0, gt=0, description="Seconds one request to the Chroma server may take "
+                                                          "(connecting: at most 10 s); a server that does not "
+                                                          "answer in time is reported, not waited for "
+                                                          "(DIGESTQA_CHROMA_TIMEOUT).")
     embedder: str = Field("minilm-onnx", description="Embedding model: 'minilm-onnx' (offline default, English), "
                                                      "'e5-small-int4' or 'use-m-int8' (offline multilingual, extra "
                                                      "digestqa[multilingual]), 'openai:<model>' or "
@@ -103,6 +107,7 @@ class Settings(BaseModel):
         values = {
             "index_dir": env.get("DIGESTQA_INDEX"),
             "chroma_url": env.get("DIGESTQA_CHROMA_URL"),
+            "chroma_timeout": env.get("DIGESTQA_CHROMA_TIMEOUT"),
             "embedder": env.get("DIGESTQA_EMBEDDER"),
             "dense": env.get("DIGESTQA_DENSE"),
             "glossary": _switch(env.get("DIGESTQA_GLOSSARY")),

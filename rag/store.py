@@ -207,21 +207,43 @@ class Store:
     def chroma_path(self) -> Path:
         return self.root / "chroma"
 
+    def chroma_name(self, create: bool = False) -> str:
+        """The collection's name in Chroma. Embedded: the collection name. On a server, which several
+        index dirs may share, it also carries an id of this index (meta ``chroma_collection``, given by
+        the first writer): two index dirs with the same settings would otherwise share one collection,
+        and a repair of one deletes the other's vectors as "belonging to no chunk". Copies of an index dir
+        keep its id (they share its vectors); a server index from before keeps the name it has."""
+        if self.settings.chroma_url is None:
+            return self.collection_name
+        row = self._read("SELECT value FROM meta WHERE key='chroma_collection'", default=())
+        if row:
+            return row[0][0]
+        if not create or self.readonly:
+            return self.collection_name
+        built_before = self.embedded_count() or self.pending_count()  # its vectors are under the shared name
+        import uuid
+
+        name = self.collection_name if built_before else f"{self.collection_name}-{uuid.uuid4().hex[:8]}"
+        with self.db:
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('chroma_collection', ?)", (name,))
+        return self._read("SELECT value FROM meta WHERE key='chroma_collection'", default=())[0][0]
+
     def _open_collection(self, create: bool):
         path = str(self.chroma_path)
         if self.readonly and self.settings.chroma_url is None:
             # Chroma writes to its store on every open: a read-only index is read from a private copy
             path = _private_copy(path, (self.chroma_path / "chroma.sqlite3").stat().st_mtime_ns)
         try:
-            return _chroma_collection(self.settings.chroma_url, path, self.collection_name, create=create,
-                                      tune=not self.readonly)
+            return _chroma_collection(self.settings.chroma_url, path, self.chroma_name(create), create=create,
+                                      timeout=self.settings.chroma_timeout, tune=not self.readonly)
         except Exception as e:  # noqa: BLE001 - chromadb raises many kinds for a damaged store
-            if type(e).__name__ in ("NotFoundError", "InvalidCollectionException") or "does not exist" in str(e):
-                raise damaged(self.chroma_path, f"Chroma has no collection {self.collection_name} for the "
-                                                f"{self.embedded_count()} vectors of this index", self.settings) from None
-            if self.settings.chroma_url is not None and "connect" in str(e).lower():
+            if isinstance(e, ChromaUnavailable):
                 raise
-            raise damaged(self.chroma_path, e, self.settings) from None
+            where = self.settings.chroma_url or self.chroma_path
+            if type(e).__name__ in ("NotFoundError", "InvalidCollectionException") or "does not exist" in str(e):
+                raise damaged(where, f"Chroma has no collection {self.chroma_name()} for the "
+                                     f"{self.embedded_count()} vectors of this index", self.settings) from None
+            raise damaged(where, e, self.settings) from None
 
     def check_vectors(self) -> None:
         """IndexDamaged when Chroma holds fewer vectors than the catalogue's chunks have (a damaged or
@@ -824,6 +846,8 @@ class Store:
             "collection": self.collection_name,
             "schema": self.schema,
         }
+        if self.settings.chroma_url is not None:
+            out["chroma_collection"] = self.chroma_name()
         pending = self.pending_count()
         if pending:
             out["unfinished"] = (f"{pending} passages of an interrupted ingest (not searchable; the same ingest "
@@ -854,8 +878,8 @@ class Store:
         from chromadb.errors import NotFoundError
 
         try:
-            _chroma_client(self.settings.chroma_url, str(self.root / "chroma")).delete_collection(
-                self.collection_name)
+            client = _chroma_client(self.settings.chroma_url, str(self.root / "chroma"), self.settings.chroma_timeout)
+            _remote_call(self.settings.chroma_url, client.delete_collection, self.chroma_name())
         except NotFoundError:  # never created (no passage had a vector) or already dropped
             pass
         self.close()
@@ -1267,16 +1291,26 @@ def _private_copy(path: str, _mtime: int) -> str:
 
 
 @lru_cache(maxsize=8)
-def _chroma_client(url: str | None, path: str):
+def _chroma_client(url: str | None, path: str, timeout: float = 60.0):
+    """The embedded PersistentClient at ``path``, or an HttpClient of the server at ``url`` whose requests
+    time out after ``timeout`` seconds (chromadb's own client waits for ever: a stalled server would hang
+    every ask). A server that does not answer raises :class:`ChromaUnavailable`."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     cs = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-    if url:
-        u = urlparse(url if "://" in url else f"http://{url}")
-        return chromadb.HttpClient(host=u.hostname or "127.0.0.1", port=u.port or 8000,
-                                   ssl=u.scheme == "https", settings=cs)
-    return chromadb.PersistentClient(path=path, settings=cs)
+    if not url:
+        return chromadb.PersistentClient(path=path, settings=cs)
+    u = urlparse(url if "://" in url else f"http://{url}")
+    _heartbeat(url, u, min(timeout, _CONNECT_TIMEOUT))  # the client's constructor asks without a timeout
+    client = _remote_call(url, chromadb.HttpClient, host=u.hostname or "127.0.0.1", port=u.port or 8000,
+                          ssl=u.scheme == "https", settings=cs)
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if session is not None:
+        import httpx
+
+        session.timeout = httpx.Timeout(timeout, connect=min(timeout, _CONNECT_TIMEOUT))
+    return client
 
 
 # HNSW candidates kept per query. Chroma's default (100) let a dense query miss a chunk that belongs in its top
@@ -1286,17 +1320,94 @@ def _chroma_client(url: str | None, path: str):
 SEARCH_EF = 200
 
 
-def _chroma_collection(url: str | None, path: str, name: str, create: bool = True, tune: bool = True):
+def _chroma_collection(url: str | None, path: str, name: str, create: bool = True, tune: bool = True,
+                       timeout: float = 60.0):
     """The collection (created if ``create``); with ``tune``, one made with a smaller search list (an index
-    built before SEARCH_EF) is given SEARCH_EF, once."""
-    client = _chroma_client(url, path)
+    built before SEARCH_EF) is given SEARCH_EF, once. On a server, its requests go through _remote_call."""
+    client = _chroma_client(url, path, timeout)
     if not create:
-        col = client.get_collection(name=name, embedding_function=None)
+        col = _remote_call(url, client.get_collection, name=name, embedding_function=None)
     else:
-        col = client.get_or_create_collection(name=name, embedding_function=None, metadata={"hnsw:space": "cosine"})
+        col = _remote_call(url, client.get_or_create_collection, name=name, embedding_function=None,
+                           metadata={"hnsw:space": "cosine"})
+    if url:
+        col = _RemoteCollection(col, url)
     if tune and ((col.configuration or {}).get("hnsw") or {}).get("ef_search", 0) < SEARCH_EF:
         col.modify(configuration={"hnsw": {"ef_search": SEARCH_EF}})
     return col
+
+
+# ---------------------------------------------------------------- Chroma server mode: timeouts, retries
+
+class ChromaUnavailable(RuntimeError):
+    """The Chroma server of ``--chroma-url`` does not answer (down, unreachable or stalled)."""
+
+
+_CONNECT_TIMEOUT = 10.0
+_RETRY_PAUSES = (0.5, 1.5)  # seconds before the 2nd and 3rd try of a request the server never got
+
+
+def chroma_unavailable(url: str, error: BaseException | str) -> ChromaUnavailable:
+    what = error if isinstance(error, str) else f"{type(error).__name__}: {error}".rstrip(": ")
+    return ChromaUnavailable(
+        f"the Chroma server {url} does not answer ({what}); start it (`chroma run --path DIR --host 127.0.0.1 "
+        f"--port PORT`) or give the right --chroma-url / DIGESTQA_CHROMA_URL. The catalogue and BM25 files "
+        f"in the index dir are unchanged; an interrupted ingest finishes when run again")
+
+
+def _heartbeat(url: str, u, timeout: float) -> None:
+    """Raise ChromaUnavailable unless the server answers its heartbeat within ``timeout`` seconds."""
+    import urllib.error
+    import urllib.request
+
+    base = f"{u.scheme or 'http'}://{u.netloc}" if "://" in url else f"http://{url}"
+    try:
+        with urllib.request.urlopen(f"{base.rstrip('/')}/api/v2/heartbeat", timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # it answers (e.g. auth required): the client says what is wrong
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise chroma_unavailable(url, f"{type(reason).__name__}: {reason}") from None
+
+
+def _remote_call(url: str | None, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``; against a server, a request the connection lost (refused, reset: a server
+    restarting) is tried again twice, then, like a timeout, raised as ChromaUnavailable. Every call this
+    store makes is idempotent (upsert, delete by id, get, query, count), so a retry never doubles anything."""
+    if not url:
+        return fn(*args, **kwargs)
+    import httpx
+
+    for pause in (*_RETRY_PAUSES, None):
+        try:
+            return fn(*args, **kwargs)
+        except httpx.TimeoutException as e:  # a stalled server: waiting again would only double the wait
+            raise chroma_unavailable(url, f"no answer within the timeout ({type(e).__name__})") from None
+        except (httpx.TransportError, ValueError) as e:
+            if isinstance(e, ValueError) and "could not connect" not in str(e).lower():
+                raise  # chromadb's own errors (bad arguments, missing collection) are not the connection's
+            if pause is None:
+                raise chroma_unavailable(url, e) from None
+            import time
+
+            time.sleep(pause)
+
+
+class _RemoteCollection:
+    """A server collection whose requests go through :func:`_remote_call` (timeouts, retries, one clear
+    error); everything else is the chromadb Collection's."""
+
+    _CALLS = frozenset({"upsert", "add", "delete", "get", "query", "count", "peek", "modify"})
+
+    def __init__(self, collection, url: str):
+        self._collection, self._url = collection, url
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._collection, name)
+        if name not in self._CALLS:
+            return attr
+        return lambda *a, **k: _remote_call(self._url, attr, *a, **k)
 
 
 # ---------------------------------------------------------------- workflow data: sync sources, watches, downloads

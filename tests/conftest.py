@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Offline and deterministic: no telemetry, no hub, no LLM configured by whoever runs the tests.
 for _k in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "DIGESTQA_INDEX", "DIGESTQA_CHROMA_URL", "DIGESTQA_EMBEDDER",
-           "DIGESTQA_ANSWERER", "DIGESTQA_MODEL", "DIGESTQA_LLM_TIMEOUT"):
+           "DIGESTQA_ANSWERER", "DIGESTQA_MODEL", "DIGESTQA_LLM_TIMEOUT", "DIGESTQA_CHROMA_TIMEOUT"):
     os.environ.pop(_k, None)
 os.environ.update({"GRADIO_ANALYTICS_ENABLED": "False", "ORT_DISABLE_TELEMETRY": "1",
                    "ANONYMIZED_TELEMETRY": "False", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})

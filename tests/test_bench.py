@@ -59,3 +59,39 @@ def test_grown_subset_rewrites_only_the_days_that_gained_papers(tmp_path, shared
     changed = [n for n in before if after[n] != before[n]]
     assert len(after) > len(before) and len(changed) <= 1  # only the last day can gain papers
     assert all(after[n] == before[n] for n in before if n not in changed)
+
+
+@pytest.mark.slow
+def test_bench_server_smoke(tmp_path, shared_dir):
+    """`python -m bench.server` starts its own `chroma run`, builds both modes from the same papers, adds a
+    day and compares latency and answers; at 30 papers (exact vector search) the answers are the same."""
+    out = tmp_path / "results"
+    cmd = [sys.executable, "-m", "bench.server", "--papers", "30", "--day", "6", "--queries", "4", "--rounds", "2",
+           "--builds", "1", "--corpus", str(shared_dir / "corpora" / "scale"), "--work", str(tmp_path / "work"),
+           "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| first ingest, papers/s |" in proc.stdout and "server / embedded" in proc.stdout
+    res = json.loads(next(out.glob("server-*.json")).read_text())
+    assert res["build"]["embedded"]["papers_new"] == res["build"]["server"]["papers_new"] == 30
+    assert res["day"]["server"]["papers_new"] == 6 and res["day"]["server"]["chunks_added"] > 0
+    assert res["build"]["server"]["server_cpu_s"] > 0 == res["build"]["embedded"]["server_cpu_s"]
+    for same in res["same_answers"]:
+        assert same["dense"]["same_papers"] == same["hybrid"]["same_papers"] == 4, same
+        assert same["ask"]["same_text"] == 4, same
+
+
+def test_hashed_words_stand_in_has_neighbourhoods():
+    import numpy as np
+
+    from bench.server import HashedWords
+
+    e = HashedWords()
+    a, b, c = e.embed(["semantic IDs for generative retrieval", "generative retrieval with semantic IDs",
+                       "protein folding under heat stress"])
+    assert abs(float(np.linalg.norm(a)) - 1) < 1e-5
+    assert float(a @ b) > 0.6 > 0.3 > float(a @ c)
+    assert np.allclose(e.embed_query("semantic IDs for generative retrieval"), a)
+    zh = e.embed(["哪篇论文在抖音搜索部署了", "抖音搜索"])
+    assert float(zh[0] @ zh[1]) > 0.3
