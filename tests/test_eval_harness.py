@@ -203,3 +203,19 @@ def test_suggested_thresholds_sit_just_past_the_measured_run_and_gate_it():
     assert gate(run, limits["x-dev"]) == []
     worse = {**run, "metrics": {**run["metrics"], "false_abstention": 0.13}}
     assert gate(worse, limits["x-dev"]) == ["overall false_abstention = 0.1300 is above maximum 0.12"]
+
+
+def test_a_set_whose_answers_vary_gets_one_questions_worth_of_room_per_metric():
+    import tomllib
+
+    from eval.thresholds import gate, suggest
+
+    run = {"metrics": {"parts_answered": 0.808, "citation_recall": 0.931},
+           "per_kind": {"multipart": {"questions": 26, "parts_answered": 0.808, "citation_recall": 0.95},
+                        "fact": {"questions": 180, "citation_recall": 0.93}}}
+    limits = tomllib.loads(suggest({"sets": {"corpora-test": run, "sample-test": run}}))
+    assert limits["corpora-test"]["overall"]["parts_answered"] == 0.76  # 0.80 - (1/26 + 0.005)
+    assert limits["corpora-test"]["overall"]["citation_recall"] == 0.90  # 1/206 < the 0.03 margin
+    assert limits["sample-test"]["overall"]["parts_answered"] == 0.79  # the sample's answers do not vary
+    one_flip = {**run, "metrics": {**run["metrics"], "parts_answered": 0.808 - 1 / 26}}
+    assert gate(one_flip, limits["corpora-test"]) == []
