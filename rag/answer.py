@@ -36,7 +36,7 @@ def language(question: str) -> str:
 def answer_stream(question: str, settings: Settings, filters: Filters,
                   history: list) -> Iterator[str | Answer]:
     """Yield text deltas as they are produced, then the final :class:`Answer`."""
-    from .qa.question import asks_coauthors, listed_field
+    from .qa.question import analyse, asks_coauthors, listed_field
     from .retrieve import coauthor_hits, meta_list_hits, named_list_hits, names_indexed_paper, retrieve_hits
 
     t0 = time.perf_counter()
@@ -45,12 +45,13 @@ def answer_stream(question: str, settings: Settings, filters: Filters,
     asked = res.question
     listed = _list_filters(asked, answerer, settings, filters)
     hits = list(retrieve_hits(asked, settings, listed))
+    analysis = analyse(asked)
     if listed.top_k != filters.top_k:  # a "which papers" question of the offline answerer
         hits = named_list_hits(asked, settings, listed, hits)
-        label = listed_field(asked)
+        label = listed_field(analysis)
         if label:
             hits = meta_list_hits(asked, settings, listed, hits, label)
-    if asks_coauthors(asked):
+    if asks_coauthors(analysis):
         hits = coauthor_hits(asked, settings, listed, hits)
     t1 = time.perf_counter()
     meta = {"model": settings.model if answerer == "llm" else None}

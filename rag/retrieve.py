@@ -729,7 +729,7 @@ def search_chunks(question: str, settings: Settings, filters: Filters, mode: str
     if mode == "hybrid":
         pinned += [p for p in rare_token_papers(store, question, settings) if p not in pinned]
     if allowed is not None:  # a paper named in the question still has to pass the filters
-        allowed_papers = {cid.rsplit(":", 2)[0] for cid in allowed}
+        allowed_papers = {cid.rsplit(":", 2)[0] for cid in allowed}  # (the chunk ids are needed above too)
         pinned = [p for p in pinned if p in allowed_papers]
     return rankings, pinned
 
@@ -806,6 +806,22 @@ def retrieve_hits(question: str, settings: Settings, filters: Filters, mode: str
     return _to_hits(store, top, per_paper)
 
 
+def _allowed_papers(store, filters: Filters) -> set[str] | None:
+    """Paper ids passing the filters (None: no filter)."""
+    allowed = _allowed(store, filters)
+    return None if allowed is None else {cid.rsplit(":", 2)[0] for cid in allowed}
+
+
+def _append_papers(store, hits: list[Hit], paper_ids: list[str]) -> list[Hit]:
+    """``hits`` followed by the papers ``paper_ids`` not among them (every field of each), ranked on."""
+    have = {h.paper_id for h in hits}
+    extra = [p for p in dict.fromkeys(paper_ids) if p not in have]
+    if not extra:
+        return hits
+    more = _to_hits(store, [(p, 0.0) for p in extra], {p: _paper_chunks(store, p) for p in extra})
+    return hits + [replace(h, rank=len(hits) + i) for i, h in enumerate(more, 1)]
+
+
 LIST_NAME_PAPERS = 12  # a "which papers" question's typed name held by at most this many papers ...
 LIST_NAME_PASSAGES = 60  # ... (in at most this many passages) brings every one of them in
 
@@ -815,17 +831,9 @@ def named_list_hits(question: str, settings: Settings, filters: Filters, hits: l
     few papers hold, after the ranked ``hits`` (the answerer decides which of them match). Recall for a
     list must not end at the ranking's cut-off when the name itself says which papers to look at."""
     store = _cached_store(settings)
-    have = {h.paper_id for h in hits}
     found = rare_token_papers(store, question, settings, LIST_NAME_PASSAGES, LIST_NAME_PAPERS)
-    allowed = _allowed(store, filters)
-    if allowed is not None:
-        allowed_papers = {cid.rsplit(":", 2)[0] for cid in allowed}
-        found = [p for p in found if p in allowed_papers]
-    extra = [p for p in found if p not in have]
-    if not extra:
-        return hits
-    more = _to_hits(store, [(p, 0.0) for p in extra], {p: _paper_chunks(store, p) for p in extra})
-    return hits + [replace(h, rank=len(hits) + i) for i, h in enumerate(more, 1)]
+    ok = _allowed_papers(store, filters)
+    return _append_papers(store, hits, [p for p in found if ok is None or p in ok])
 
 
 META_LIST_PAPERS = 10  # papers whose metadata field matches a "which papers were accepted at ..." list
@@ -840,16 +848,13 @@ def meta_list_hits(question: str, settings: Settings, filters: Filters, hits: li
     narrowed = _allowed(store, filters)
     if narrowed is not None:
         allowed &= narrowed
-    have = {h.paper_id for h in hits}
-    rows = store.chunk_rows([cid for cid, _ in bm25_search(store, question, settings, META_LIST_PAPERS, allowed)])
-    extra = list(dict.fromkeys(r["paper_id"] for r in rows.values() if r["paper_id"] not in have))
-    if not extra:
-        return hits
-    more = _to_hits(store, [(p, 0.0) for p in extra], {p: _paper_chunks(store, p) for p in extra})
-    return hits + [replace(h, rank=len(hits) + i) for i, h in enumerate(more, 1)]
+    ranked = bm25_search(store, question, settings, META_LIST_PAPERS, allowed)
+    rows = store.chunk_rows([cid for cid, _ in ranked])
+    return _append_papers(store, hits, [rows[cid]["paper_id"] for cid, _ in ranked if cid in rows])
 
 
 COAUTHOR_PAPERS = 5  # papers sharing authors brought in for "do X's authors have another paper?"
+
 
 def coauthor_hits(question: str, settings: Settings, filters: Filters, hits: list[Hit]) -> list[Hit]:
     """For "do the X authors have another paper?" / "X 的作者还有哪篇": the paper the question names first,
@@ -858,16 +863,14 @@ def coauthor_hits(question: str, settings: Settings, filters: Filters, hits: lis
 
     store = _cached_store(settings)
     named = pinned_papers(store, question)[:1]
-    every = store.authors_by_paper()
+    every = {pid: author_set(a) for pid, a in store.authors_by_paper().items()}
     persons = person_names(question)
-    known = set().union(*(author_set(a) for a in every.values())) if persons else set()
-    target = (persons & known) or (author_set(every.get(named[0], "")) if named else set())
+    known = set().union(*every.values()) if persons else set()
+    target = (persons & known) or (every.get(named[0], set()) if named else set())
     if not target:
         return hits
-    allowed = _allowed(store, filters)
-    ok = None if allowed is None else {cid.rsplit(":", 2)[0] for cid in allowed}
-    shared = {pid: len(author_set(a) & target) for pid, a in every.items()
-              if pid not in named and (ok is None or pid in ok)}
+    ok = _allowed_papers(store, filters)
+    shared = {pid: len(a & target) for pid, a in every.items() if pid not in named and (ok is None or pid in ok)}
     top = sorted((p for p in shared if shared[p]), key=lambda p: (-shared[p], p))[:COAUTHOR_PAPERS]
     order = list(dict.fromkeys(named + top + [h.paper_id for h in hits]))
     have = {h.paper_id: h for h in hits}

@@ -569,12 +569,12 @@ def _coauthor_part(part: Part, ctx: _Ctx) -> PartAnswer:
     titled = {t.key for t in part.terms if t.kind in ("strong", "phrase", "name")}
     named = ([s for s in ctx.sources if s.names & keys] or
              [s for s in ctx.sources if titled and titled <= s.in_head])[:1]  # "the Caption Injection authors"
-    known = set().union(*(_authors_of(s) for s in ctx.sources))
-    persons = person_names(part.text) & known
+    authors = {s.index: _authors_of(s) for s in ctx.sources}
+    persons = person_names(part.text) & set().union(*authors.values())
     if not named and not persons:  # the paper the question is about is not among the sources
         return PartAnswer(part, missing=_missing_terms(part, ctx.sources))
-    target = persons or _authors_of(named[0])
-    shared = {s.index: len(_authors_of(s) & target) for s in ctx.sources if s not in named}
+    target = persons or authors[named[0].index]
+    shared = {s.index: len(authors[s.index] & target) for s in ctx.sources if s not in named}
     others = [s for s in ctx.sources if shared.get(s.index)]
     if not others:
         label = _label(named[0]) if named else ", ".join(sorted(persons))
@@ -706,10 +706,11 @@ def _compare_part(part: Part, ok: list[Source], ctx: _Ctx) -> PartAnswer:
         if quantity:  # "which is faster / gains more": the sentences stating numbers first
             units = sorted(units, key=lambda u: (not (u.lexical > 0 and _new_number(u.unit.text, part.text)),))
         best = next((u for u in units if u.unit.kind == "sentence"), units[0] if units else None)
-        named_things = _entity_sentence(part, src, ctx) if asks_entity(part.text) else None
-        if (best is None or best.lexical == 0) and named_things is not None:  # "which benchmarks does each use?"
+        weak = best is None or best.lexical == 0
+        named_things = _entity_sentence(part, src, ctx) if weak and asks_entity(part.text) else None
+        if named_things is not None:  # "which benchmarks does each use?": the sentence naming them
             best = named_things
-        elif not asks or best is None or best.lexical == 0:  # "how do they differ?": what each one is
+        elif not asks or weak:  # "how do they differ?": what each one is
             best = _contribution(src) or best
         if best is not None:
             lines.append(Line(src, [best]))
@@ -725,6 +726,7 @@ def _entity_sentence(part: Part, src: Source, ctx: _Ctx) -> Scored | None:
 
 
 _COUNT_WORDS = frozenset("two three four both each".split())
+
 # A comparison of quantities: comparatives and the measures they are about (the answer is numbers).
 _QUANTITY = re.compile(r"\b(?:bigger|larger|smaller|higher|lower|faster|slower|more|fewer|less|better|worse|"
                        r"latenc(?:y|ies)|speed|gains?|improvements?|how\s+(?:many|much))\b|"

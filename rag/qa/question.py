@@ -139,15 +139,14 @@ def counted(text: str) -> tuple[str, ...]:
 _LISTED_FIELDS = {"venue": "Comment", "code": "Code", "license": "License"}
 
 
-def listed_field(question: str) -> str:
+def listed_field(a: "Analysis") -> str:
     """The metadata field a "which papers ..." question asks about ("accepted at ...": Comment), or ''."""
-    return next((_LISTED_FIELDS[p.aspect] for p in analyse(question).parts
-                 if p.listing and p.aspect in _LISTED_FIELDS), "")
+    return next((_LISTED_FIELDS[p.aspect] for p in a.parts if p.listing and p.aspect in _LISTED_FIELDS), "")
 
 
-def asks_coauthors(question: str) -> bool:
+def asks_coauthors(a: "Analysis") -> bool:
     """"Do the X authors have another paper?", "Which paper shares most of its authors with X?"."""
-    return any(aspect_of(p) == "coauthored" for p in split_parts(question))
+    return any(p.aspect == "coauthored" for p in a.parts)
 
 
 def asks_entity(text: str) -> bool:
