@@ -178,6 +178,8 @@ def _copy_rows(db, paper_ids: list[str], suffix: str, round_no: int) -> None:
                    "WHERE paper_id IN (SELECT paper_id FROM grow_sel)", s)
         db.execute("INSERT INTO link_clauses SELECT paper_id || ?1, clause, ided FROM link_clauses "
                    "WHERE paper_id IN (SELECT paper_id FROM grow_sel)", s)
+        db.execute("INSERT INTO title_keys SELECT CASE WHEN key = paper_id THEN key || ?1 ELSE key END, kind, "
+                   "paper_id || ?1 FROM title_keys WHERE paper_id IN (SELECT paper_id FROM grow_sel)", s)
         db.execute("INSERT OR REPLACE INTO meta VALUES ('bench_replicas', ?)", (str(round_no),))
         db.execute("INSERT INTO meta VALUES ('generation', '1') ON CONFLICT(key) "
                    "DO UPDATE SET value = CAST(value AS INTEGER) + 1")

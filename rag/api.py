@@ -249,7 +249,7 @@ def get_papers(ids: Iterable[str], settings: Settings | None = None) -> tuple[li
         direct = store.get_papers(n for _, n in want)
         rest = [n for _, n in want if n not in direct]
         if rest:
-            by_arxiv = {(a or "").lower(): pid for pid, a, _ in store.title_rows() if a}
+            by_arxiv = store.arxiv_ids_to_papers(rest)
             extra = store.get_papers(by_arxiv[n.lower()] for n in rest if n.lower() in by_arxiv)
             direct.update({n: extra[by_arxiv[n.lower()]] for n in rest if by_arxiv.get(n.lower()) in extra})
             rest = [n for n in rest if n not in direct]

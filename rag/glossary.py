@@ -6,7 +6,6 @@ questions expand their BM25 query with the matching English words of the index v
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
 
 # Chinese research vocabulary -> English word prefixes, so Chinese questions can be answered from English-only
 # sources (most digests have no Chinese text). Longest phrase wins; prefixes match at word starts.
@@ -60,19 +59,12 @@ def english_prefixes(text: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def expand_prefixes(prefixes: list[str], vocab_sorted: list[str], per_prefix: int = 6) -> list[str]:
-    """Vocabulary words starting with each prefix (multi-word prefixes are left to the tokenizer)."""
+def expand_prefixes(prefixes: list[str], prefixed, per_prefix: int = 6) -> list[str]:
+    """Vocabulary words starting with each prefix (multi-word prefixes are left to the tokenizer);
+    ``prefixed(prefix, limit)`` gives the first ``limit`` vocabulary words with a prefix, in sorted order."""
     out: list[str] = []
     for p in prefixes:
-        if " " in p:
-            out.append(p)
-            continue
-        i = bisect_left(vocab_sorted, p)
-        words = []
-        while i < len(vocab_sorted) and vocab_sorted[i].startswith(p) and len(words) < per_prefix:
-            words.append(vocab_sorted[i])
-            i += 1
-        out.extend(words)
+        out.extend([p] if " " in p else prefixed(p, per_prefix))
     return out
 
 

@@ -244,18 +244,30 @@ class _Ids:
         return self.as_list() == list(other)
 
 
+class _SortedVocab(dict):
+    """A vocabulary with its terms sorted (prefix lookups without a term table)."""
+
+    def __init__(self, vocab: dict[str, int]):
+        super().__init__(vocab)
+        self.sorted = sorted(vocab)
+
+
 class SegmentedBM25:
     """BM25 (lucene scoring, k1 0.9, b 0.4: what build_bm25 precomputes) over segments, scored at query
     time. Positions: the segments' chunks back to back (``ids``; dead positions are never returned)."""
 
-    def __init__(self, segments: list[dict], vocab, k1: float = 0.9, b: float = 0.4):
-        """``vocab``: term -> id, or a function returning it (called when a query first needs it)."""
+    def __init__(self, segments: list[dict], vocab, k1: float = 0.9, b: float = 0.4, lookup=None):
+        """``vocab``: term -> id, or a function returning it (called when it is first needed);
+        ``lookup``: an object whose ``ids(terms)`` gives {term: id} and ``prefixed(prefix, limit)`` the
+        first terms with a prefix, without the whole vocabulary in memory (rag.store: the catalogue's
+        term table); without it, lookups use ``vocab``."""
         import numpy as np
 
         self.k1, self.b = k1, b
         self.segs = segments
         self.segments = len(segments)
         self._vocab = vocab
+        self._lookup = lookup
         self.offsets = np.cumsum([0] + [len(s["lens"]) for s in segments])
         self.ids = _Ids([s["ids"] for s in segments], [int(x) for x in self.offsets])
         alive = np.ones(len(self.ids), dtype=bool)
@@ -275,6 +287,30 @@ class SegmentedBM25:
         if callable(self._vocab):
             self._vocab = self._vocab()
         return self._vocab
+
+    def term_ids(self, terms) -> dict[str, int]:
+        """term -> column for those of ``terms`` that are indexed."""
+        terms = [t for t in dict.fromkeys(terms) if t]
+        if self._lookup is not None:
+            return self._lookup.ids(terms)
+        vocab = self.vocab_dict
+        return {t: vocab[t] for t in terms if t in vocab}
+
+    def prefixed(self, prefix: str, limit: int) -> list[str]:
+        """The first ``limit`` indexed terms (in sorted order) that start with ``prefix``."""
+        if self._lookup is not None:
+            return self._lookup.prefixed(prefix, limit)
+        from bisect import bisect_left
+
+        if not isinstance(self._vocab, _SortedVocab):
+            self._vocab = _SortedVocab(self.vocab_dict)
+        words = self._vocab.sorted
+        i = bisect_left(words, prefix)
+        out = []
+        while i < len(words) and words[i].startswith(prefix) and len(out) < limit:
+            out.append(words[i])
+            i += 1
+        return out
 
     def live_ids(self) -> list[str]:
         import numpy as np
@@ -450,10 +486,12 @@ def bm25_search(store, query: str, settings: Settings, n: int,
     import numpy as np
 
     model, ids, _ = _bm25(store)
-    toks = [t for t in tokenize(query, settings.bm25_tokenizer) if t in model.vocab_dict] if model else []
+    toks = tokenize(query, settings.bm25_tokenizer) if model else []
+    cols = model.term_ids(toks) if toks else {}
+    toks = [t for t in toks if t in cols]
     if not toks:
         return []
-    scores = bm25_scores(model, toks)
+    scores = bm25_scores(model, toks, cols)
     if allowed is not None:
         scores *= np.fromiter((cid in allowed for cid in ids), dtype=np.float32, count=len(ids))
     hit = np.flatnonzero(scores > 0)
@@ -463,12 +501,14 @@ def bm25_search(store, query: str, settings: Settings, n: int,
     return [(ids[int(d)], float(scores[d])) for d in top]
 
 
-def bm25_scores(model, toks: list[str]):
+def bm25_scores(model, toks: list[str], cols: dict[str, int] | None = None):
     """Every position's BM25 score for the query tokens: the sum of the tokens' weights, computed per
-    term from the live chunks' statistics (SegmentedBM25.weights), in token order."""
+    term from the live chunks' statistics (SegmentedBM25.weights), in token order. ``cols``: the tokens'
+    columns when already looked up."""
     import numpy as np
 
-    parts = [model.weights(model.vocab_dict[t]) for t in toks]
+    cols = model.term_ids(toks) if cols is None else cols
+    parts = [model.weights(cols[t]) for t in toks]
     idx = np.concatenate([d for d, _ in parts])
     weights = np.concatenate([w for _, w in parts])
     return np.bincount(idx, weights=weights, minlength=len(model.ids)).astype(np.float32)
@@ -484,8 +524,9 @@ class TermStats:
 
     def _column(self, text: str) -> int | None:
         """The BM25 column of the word's rarest token (None if no token of it is indexed)."""
-        vocab = self.model.vocab_dict
-        cols = [vocab[t] for t in tokenize(text, self.mode) if t in vocab]
+        toks = tokenize(text, self.mode)
+        found = self.model.term_ids(toks)
+        cols = list(dict.fromkeys(found[t] for t in toks if t in found))
         return min(cols, key=lambda c: (self.model.df(c), cols.index(c))) if cols else None
 
     def share(self, text: str) -> float | None:
@@ -569,35 +610,34 @@ def _allowed(store, f: Filters) -> set[str] | None:
 
 @dataclass(frozen=True)
 class _TitleIndex:
-    """Papers by arXiv/paper id and by normalised title or short name ("lemur" for "LEMUR: ..."),
-    each mapping to positions in ``paper_ids`` (catalogue order)."""
-    paper_ids: tuple[str, ...]
-    by_id: dict[str, list[int]]
-    by_phrase: dict[str, list[int]]
+    """In memory, for a read-only catalogue from before title keys (rag.store): each title key ->
+    (kind, catalogue position, paper id) of the papers holding it."""
+    by_key: dict[str, list[tuple[int, int, str]]]
     max_words: int
+
+    def matches(self, keys) -> list[tuple[str, int, int, str]]:
+        return [(k, *m) for k in dict.fromkeys(keys) for m in self.by_key.get(k, ())]
 
 
 _TITLES: dict[tuple[str, int], _TitleIndex] = {}
 
 
 def _build_title_index(rows) -> _TitleIndex:
-    from .text import normalize_title
+    from .text import TITLE_KEY, title_keys
 
-    pids, by_id, by_phrase = [], defaultdict(list), defaultdict(list)
+    by_key, longest = defaultdict(list), 0
     for i, (pid, arxiv_id, title) in enumerate(rows):
-        pids.append(pid)
-        for key in dict.fromkeys(k for k in (pid, arxiv_id) if k):
-            by_id[key].append(i)
-        norm = normalize_title(title)
-        short = normalize_title(title.split(":")[0]) if ":" in title else ""
-        for phrase in dict.fromkeys(p for p, ok in ((norm, len(norm) > 12), (short, len(short) >= 3)) if ok):
-            by_phrase[phrase].append(i)
-    longest = max((len(p.split()) for p in by_phrase), default=0)
-    return _TitleIndex(tuple(pids), dict(by_id), dict(by_phrase), longest)
+        for key, kind in title_keys(pid, arxiv_id, title):
+            by_key[key].append((kind, i, pid))
+            longest = max(longest, len(key.split()) if kind == TITLE_KEY else 0)
+    return _TitleIndex(dict(by_key), longest)
 
 
-def _title_index(store) -> _TitleIndex:
-    """The title index of the store's catalogue, cached per index generation."""
+def _title_index(store) -> _TitleIndex | None:
+    """None when the catalogue holds its title keys (looked up there); else an in-memory index of every
+    title (a read-only catalogue from before title keys), cached per index generation."""
+    if store.title_keys_ready():
+        return None
     key = (str(store.db_path), store.generation())
     index = _TITLES.get(key)
     if index is None:
@@ -611,16 +651,21 @@ def _title_index(store) -> _TitleIndex:
 
 def pinned_papers(store, question: str) -> list[str]:
     """Papers named in the question by arXiv ID, exact title or short name (e.g. 'LEMUR'): papers
-    named by id first, then by title, each in catalogue order. Looks up the question's word n-grams,
+    named by id first (latest in the catalogue first), then by title, each in catalogue order. Looks up
+    the question's ids and word n-grams (up to the longest title's words) in the catalogue's title keys,
     so the cost does not grow with the catalogue."""
-    from .text import normalize_title, plain_latex
+    from .text import ID_KEY, TITLE_KEY, normalize_title, plain_latex
 
     index = _title_index(store)
-    by_id = sorted({i for m in _ARXIV_ID.finditer(question) for i in index.by_id.get(m.group(1), ())}, reverse=True)
+    longest = index.max_words if index else store.title_words()
+    ids = [m.group(1) for m in _ARXIV_ID.finditer(question)]
     words = normalize_title(plain_latex(question)).split()  # "Align^3GR" typed for "Align$^3$GR"
-    by_title = sorted({i for a in range(len(words)) for b in range(a + 1, min(len(words), a + index.max_words) + 1)
-                       for i in index.by_phrase.get(" ".join(words[a:b]), ())})
-    return list(dict.fromkeys(index.paper_ids[i] for i in by_id + by_title))
+    grams = [" ".join(words[a:b]) for a in range(len(words)) for b in range(a + 1, min(len(words), a + longest) + 1)]
+    found = (index.matches if index else store.title_matches)(dict.fromkeys(ids + grams))
+    id_keys, gram_keys = set(ids), set(grams)
+    by_id = sorted({(pos, pid) for key, kind, pos, pid in found if kind == ID_KEY and key in id_keys}, reverse=True)
+    by_title = sorted({(pos, pid) for key, kind, pos, pid in found if kind == TITLE_KEY and key in gram_keys})
+    return list(dict.fromkeys(pid for _, pid in by_id + by_title))
 
 
 _NAMEISH = re.compile(r"(?<![\w-])[A-Za-z][A-Za-z0-9]*(?:[-_][A-Za-z0-9]+)*(?![\w-])")
@@ -657,10 +702,10 @@ def rare_token_papers(store, question: str, settings: Settings, passages: int = 
     if loaded is None or loaded[0] is None:
         return []
     model, ids, _ = loaded
-    vocab, out = model.vocab_dict, []
+    out = []
     for word in _typed_names(question):
         for tok in tokenize(word, settings.bm25_tokenizer)[:1]:
-            cols = [vocab[t] for t in (tok, *_releases(tok, model)) if t in vocab]
+            cols = list(model.term_ids((tok, *_releases(tok, model))).values())
             docs = sorted({d for c in cols for d in model.sorted_docs(model.column(c)[0])}) if cols else []
             if not docs or len(docs) > passages:  # common: not a name (and its ids are never decoded)
                 continue
@@ -680,8 +725,8 @@ def _releases(tok: str, model) -> list[str]:
     vocabulary. Empty for a word ending in a digit."""
     if not tok or tok[-1].isdigit():
         return []
-    vocab = model.vocab_dict
-    return [tok + s for s in _RELEASE_SUFFIXES if tok + s in vocab]
+    found = model.term_ids(tok + s for s in _RELEASE_SUFFIXES)
+    return [tok + s for s in _RELEASE_SUFFIXES if tok + s in found]
 
 
 def names_indexed_paper(question: str, settings: Settings) -> bool:
@@ -744,21 +789,7 @@ def glossary_expansion(store, question: str) -> str:
     loaded = _bm25(store)
     if loaded is None or loaded[0] is None:
         return ""
-    return " ".join(expand_prefixes(english_prefixes(question), _sorted_vocab(loaded[0])))
-
-
-_VOCABS: dict[int, list[str]] = {}
-
-
-def _sorted_vocab(model) -> list[str]:
-    key = id(model)
-    vocab = _VOCABS.get(key)
-    if vocab is None:
-        vocab = sorted(model.vocab_dict)
-        with _STORES_LOCK:
-            _VOCABS.clear()
-            _VOCABS[key] = vocab
-    return vocab
+    return " ".join(expand_prefixes(english_prefixes(question), loaded[0].prefixed))
 
 
 def _english_only(settings: Settings) -> bool:

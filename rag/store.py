@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import sqlite3
+import sys
 import tempfile
 from array import array
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ from urllib.parse import urlparse
 
 from . import config
 from .config import Settings
+from .text import TITLE_KEY as TITLE_KEY_KIND
 from .types import Chunk, Paper, Source
 
 try:  # orjson ships with chromadb (a core dependency): ~3x faster to decode the catalogue
@@ -82,6 +84,9 @@ CREATE INDEX IF NOT EXISTS link_groups_link ON link_groups(link) WHERE link IS N
 CREATE TABLE IF NOT EXISTS link_clauses (paper_id TEXT NOT NULL, clause INTEGER NOT NULL, ided INTEGER NOT NULL,
     PRIMARY KEY (paper_id, clause)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS link_clauses_clause ON link_clauses(clause, ided);
+CREATE TABLE IF NOT EXISTS title_keys (key TEXT NOT NULL, kind INTEGER NOT NULL, paper_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS title_keys_key ON title_keys(key);
+CREATE INDEX IF NOT EXISTS title_keys_paper ON title_keys(paper_id);
 """
 
 
@@ -185,6 +190,8 @@ class Store:
         # chunk counts (every ask's first query, stats) read this small index instead of the table: the
         # table holds each chunk's text and term ids (~8.6 KB per paper), a scan of it grows with the index
         self.db.execute("CREATE INDEX IF NOT EXISTS chunks_embedded ON chunks(embedded)")
+        if not self.title_keys_ready():
+            self._build_title_keys()
 
     # ------------------------------------------------------------ Chroma
 
@@ -376,6 +383,7 @@ class Store:
             self.db.executemany("INSERT OR REPLACE INTO papers SELECT ?1, ?2, ?3 WHERE NOT EXISTS "
                                 "(SELECT 1 FROM papers WHERE paper_id=?1 AND json=?3)",
                                 ((p.paper_id, hashes[p.paper_id], paper_to_json(p)) for p in papers))
+            self._write_title_keys(papers, gone)
             self.db.executemany("DELETE FROM chunks WHERE chunk_id=?", [(c,) for c in stale])
             self.db.execute(f"INSERT OR REPLACE INTO chunks ({_CHUNK_COLS}) SELECT {_CHUNK_COLS} FROM chunks_pending")
             self.db.execute("DELETE FROM chunks_pending")
@@ -390,6 +398,67 @@ class Store:
             return [(pid,) for pid in delta.removed]
         live = {p.paper_id for p in papers}
         return [(pid,) for (pid,) in self.db.execute("SELECT paper_id FROM papers") if pid not in live]
+
+    # ------------------------------------------------------------ title keys (rag.retrieve.pinned_papers)
+
+    def title_keys_ready(self) -> bool:
+        """Does the catalogue hold the title keys of every paper? (Catalogues from before them do not:
+        a writable open builds them, a read-only one is looked up by a scan of every title.)"""
+        try:
+            return self.db.execute("SELECT 1 FROM meta WHERE key='title_keys'").fetchone() is not None
+        except sqlite3.OperationalError:
+            return False
+
+    def _build_title_keys(self) -> None:
+        """Every paper's title keys, once (a catalogue from before them), in one transaction."""
+        from .text import title_keys
+
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            if self.title_keys_ready():  # another process built them meanwhile
+                return
+            n = self.db.execute("SELECT COUNT(*) FROM papers").fetchone()[0]
+            if n:
+                print(f"digestqa: indexing the titles of {n:,} papers for name lookups (once, after an upgrade)",
+                      file=sys.stderr)
+            self.db.execute("DELETE FROM title_keys")
+            rows = ((k, kind, pid) for pid, a, t in self.title_rows() for k, kind in title_keys(pid, a, t))
+            self.db.executemany("INSERT INTO title_keys VALUES (?,?,?)", rows)
+            self._update_title_words(self.db.execute(f"SELECT key FROM title_keys WHERE kind={TITLE_KEY_KIND}"))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('title_keys', '1')")
+
+    def _write_title_keys(self, papers: list[Paper], gone: list[tuple[str]]) -> None:
+        """Replace the title keys of these papers and drop those of ``gone`` (inside the caller's transaction)."""
+        from .text import title_keys
+
+        self.db.executemany("DELETE FROM title_keys WHERE paper_id=?", [(p.paper_id,) for p in papers] + gone)
+        rows = [(k, kind, p.paper_id) for p in papers for k, kind in title_keys(p.paper_id, p.arxiv_id, p.title)]
+        self.db.executemany("INSERT INTO title_keys VALUES (?,?,?)", rows)
+        self._update_title_words((k,) for k, kind, _ in rows if kind == TITLE_KEY_KIND)
+
+    def _update_title_words(self, keys: Iterable[tuple[str]]) -> None:
+        """Raise the stored word count of the longest title key (lookups try question n-grams up to it)."""
+        longest = max((len(k.split()) for (k,) in keys), default=0)
+        if longest > self.title_words():
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('title_words', ?)", (str(longest),))
+
+    def title_words(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key='title_words'").fetchone()
+        return int(row[0]) if row else 0
+
+    def title_matches(self, keys: Iterable[str]) -> list[tuple[str, int, int, str]]:
+        """(key, kind, catalogue position, paper id) of every title key among ``keys``; the position
+        orders papers as a scan of the catalogue would."""
+        return list(self._in("SELECT k.key, k.kind, p.rowid, k.paper_id FROM title_keys k JOIN papers p "
+                             "ON p.paper_id = k.paper_id WHERE k.key IN ({})", keys))
+
+    def arxiv_ids_to_papers(self, ids: Iterable[str]) -> dict[str, str]:
+        """Lowercased arXiv id -> paper id, for these ids (any case)."""
+        want = {i.lower() for i in ids}
+        if not self.title_keys_ready():
+            return {a.lower(): pid for pid, a, _ in self.title_rows() if a and a.lower() in want}
+        found = self.title_matches({k for i in ids for k in (i, i.lower())})
+        return {k.lower(): pid for k, kind, _, pid in sorted(found, key=lambda m: m[2]) if kind != TITLE_KEY_KIND}
 
     # ------------------------------------------------------------ link index (rag.delta)
 
@@ -571,6 +640,7 @@ class Store:
             self.db.executemany("INSERT OR REPLACE INTO papers SELECT ?1, ?2, ?3 WHERE NOT EXISTS "
                                 "(SELECT 1 FROM papers WHERE paper_id=?1 AND json=?3)",
                                 ((p.paper_id, hashes[p.paper_id], paper_to_json(p)) for p in papers))
+            self._write_title_keys(papers, gone)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('pending_vector_deletes', ?)", (json.dumps(pending),))
             self._write_links(delta)
             self._bump_generation()
@@ -1255,8 +1325,60 @@ def _load_bm25_cached(path: str, _mtime: int):
         segs.append(seg)
     if not any(len(s["ids"]) for s in segs):
         return None, [], int(manifest["generation"])
-    model = SegmentedBM25(segs, lambda: _vocab(segs))
+    lookup = _TermLookup.of(Path(path), segs, int(manifest["n_terms"]))
+    model = SegmentedBM25(segs, lambda: _vocab(segs), lookup=lookup)
     return model, model.ids, int(manifest["generation"])
+
+
+class _TermLookup:
+    """BM25 term ids looked up in the catalogue's term table (the ids the segment files were written
+    with; ids never change), so a query does not load the whole vocabulary: a dict of every term costs
+    time and memory that grow with the index. Holds its own read-only connection (shared by threads)."""
+
+    def __init__(self, db: sqlite3.Connection, n_terms: int):
+        import threading
+
+        self.db, self.n_terms, self.lock = db, n_terms, threading.Lock()
+
+    @classmethod
+    def of(cls, bm25_dir: Path, segs: list[dict], n_terms: int) -> "_TermLookup | None":
+        """The lookup for these segment files, or None when the catalogue's terms disagree with theirs (a
+        replaced catalogue: the segments' own vocabulary is used instead)."""
+        db_path = bm25_dir.with_name("catalogue-" + bm25_dir.name.removeprefix("bm25-") + ".sqlite")
+        if not db_path.exists():
+            return None
+        try:
+            lookup = cls(_connect_read_only(db_path), n_terms)
+            return lookup if lookup._agrees(segs) else None
+        except sqlite3.Error:
+            return None
+
+    def _agrees(self, segs: list[dict]) -> bool:
+        """Does the term table give the first and last term of every segment its id?"""
+        for seg in segs:
+            terms, start = seg["terms"], len(seg["indptr"]) - 1 - len(seg["terms"])
+            for i in {0, len(terms) - 1} if len(terms) else ():
+                t = terms[i].decode("utf-8")
+                if t and self.ids([t]).get(t) != start + i:
+                    return False
+        return True
+
+    def ids(self, terms: list[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        with self.lock:
+            for part in _batches(list(terms), 500):
+                q = f"SELECT term, id FROM terms WHERE term IN ({','.join('?' * len(part))}) AND id < ?"
+                out.update(self.db.execute(q, (*part, self.n_terms)))
+        return out
+
+    def prefixed(self, prefix: str, limit: int) -> list[str]:
+        if not prefix:
+            return []
+        hi = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        with self.lock:
+            rows = self.db.execute("SELECT term FROM terms WHERE term >= ? AND term < ? AND id < ? AND term != '' "
+                                   "ORDER BY term LIMIT ?", (prefix, hi, self.n_terms, limit)).fetchall()
+        return [r[0] for r in rows]
 
 
 def _vocab(segs: list[dict]) -> dict[str, int]:

@@ -31,6 +31,21 @@ def normalize_title(s: str) -> str:
     return _SPACES.sub(" ", s).strip()
 
 
+ID_KEY, TITLE_KEY = 0, 1  # kinds of rag.store title keys
+
+
+def title_keys(paper_id: str, arxiv_id: str | None, title: str | None) -> list[tuple[str, int]]:
+    """The keys a question can name a paper by: its paper id and arXiv id (``ID_KEY``), its normalised
+    title when longer than 12 characters and the short name before a colon ("lemur" for "LEMUR: ...")
+    when 3+ characters (``TITLE_KEY``); each once."""
+    title = title or ""
+    ids = [(k, ID_KEY) for k in dict.fromkeys(k for k in (paper_id, arxiv_id) if k)]
+    norm = normalize_title(title)
+    short = normalize_title(title.split(":")[0]) if ":" in title else ""
+    phrases = dict.fromkeys(p for p, ok in ((norm, len(norm) > 12), (short, len(short) >= 3)) if ok)
+    return ids + [(p, TITLE_KEY) for p in phrases]
+
+
 def title_id(title: str) -> str:
     """Stable paper id for records without an arXiv id: ``t-`` + 12 hex of sha1."""
     return "t-" + hashlib.sha1(normalize_title(title).encode("utf-8")).hexdigest()[:12]

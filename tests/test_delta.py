@@ -17,6 +17,7 @@ from rag.config import Settings
 from rag.merge import merge_papers
 from rag.parse import parse_file
 from rag.store import Store, open_store
+from rag.text import title_keys
 from tests.paths import SEEDS, need_shared
 
 QUESTIONS = ["which papers use RQ-VAE semantic IDs?", "哪篇论文在抖音搜索部署了？", "MOON multimodal representation",
@@ -44,7 +45,13 @@ def _commit(store: Store, replaced: set[str], new: dict[str, list]) -> None:
 
 
 def _catalogue(store: Store) -> list[dict]:
+    assert _title_keys(store) == sorted((k, kind, p.paper_id) for p in store.all_papers()
+                                        for k, kind in title_keys(p.paper_id, p.arxiv_id, p.title))
     return [p.to_json() for p in store.all_papers()]
+
+
+def _title_keys(store: Store) -> list[tuple]:
+    return sorted(store.db.execute("SELECT key, kind, paper_id FROM title_keys"))
 
 
 def test_plan_equals_merging_everything_in_any_order_with_removals(tmp_path, monkeypatch):

@@ -86,7 +86,9 @@ def test_chinese_question_over_english_only_digest(tmp_settings, seeds_dir):
     from rag.glossary import english_prefixes, expand_prefixes
 
     assert set(english_prefixes("知识蒸馏用于搜索相关性")) == {"distill", "search", "relevan"}
-    assert expand_prefixes(["distill"], ["dist", "distillation", "distilled", "zebra"]) == ["distillation", "distilled"]
+    vocab = ["dist", "distillation", "distilled", "zebra"]
+    assert expand_prefixes(["distill", "knowledge distill"], lambda p, n: [w for w in vocab if w.startswith(p)][:n]) \
+        == ["distillation", "distilled", "knowledge distill"]
     api.ingest([seeds_dir / "001_855b5c13d526e93a.txt"], tmp_settings)  # English table, no zh text
     hits = api.retrieve("哪篇论文把知识蒸馏用于搜索相关性？", tmp_settings)
     assert "2510.11056" in [h.arxiv_id for h in hits[:2]]  # Two-Stage Distillation Framework for Search Relevance
@@ -297,3 +299,82 @@ def test_a_list_asking_where_papers_were_accepted_looks_through_their_comments(t
     ans = api.ask("Which papers were accepted at 2025 conferences?", s)
     assert {"2602.00001", "2602.00002"} <= {c.paper_id for c in ans.citations}
     assert "Web Conference 2025" in ans.text and "SIGIR 2025" in ans.text
+
+
+def test_catalogue_from_before_title_keys_is_upgraded_and_read_only_copy_still_pins(sample_settings, tmp_path, capsys):
+    """An index built before the title-key table: a read-only open pins by scanning every title, a writable
+    open builds the table once (with a note), and both pin exactly what the fresh table pins."""
+    import shutil
+    import sqlite3
+
+    from rag.retrieve import forget_store, pinned_papers
+    from rag.store import Store, open_store
+
+    st = open_store(sample_settings)
+    titles = [t for _, _, t in st.title_rows()]
+    questions = [f"Who wrote {t}?" for t in titles] + [f"compare {a} with {b}" for _, a, _ in st.title_rows()[:4]
+                                                        for _, b, _ in st.title_rows()[4:6]]
+    fresh = [pinned_papers(st, q) for q in questions]
+    st.close()
+    assert sum(map(bool, fresh)) >= len(titles)
+    old = tmp_path / "old"
+    shutil.copytree(sample_settings.index_dir, old)
+    s = sample_settings.model_copy(update={"index_dir": str(old)})
+    db = sqlite3.connect(Store(s, readonly=True).db_path)
+    with db:
+        db.execute("DROP TABLE title_keys")
+        db.execute("DELETE FROM meta WHERE key IN ('title_keys', 'title_words')")
+    db.close()
+    ro = Store(s, readonly=True)  # (as a read-only mount opens it)
+    assert not ro.title_keys_ready()
+    assert [pinned_papers(ro, q) for q in questions] == fresh
+    ro.close()
+    forget_store(s)
+    capsys.readouterr()
+    rw = Store(s)
+    assert "indexing the titles of" in capsys.readouterr().err
+    assert rw.title_keys_ready() and [pinned_papers(rw, q) for q in questions] == fresh
+    rw.close()
+    Store(s).close()
+    assert "indexing the titles" not in capsys.readouterr().err  # once
+
+
+def test_term_lookup_in_the_catalogue_equals_the_segments_vocabulary(sample_settings, tmp_path):
+    """BM25 term ids come from the catalogue's term table (no whole-vocabulary dict per process): the same
+    ids, prefix lists and scores as the segment files' own vocabulary; a catalogue whose terms disagree
+    with the segment files is not used for lookups."""
+    import shutil
+    import sqlite3
+
+    from rag.retrieve import SegmentedBM25, _bm25, bm25_search
+    from rag.store import Store, _load_bm25_cached, open_store
+
+    st = open_store(sample_settings)
+    try:
+        model = _bm25(st)[0]
+        assert model._lookup is not None
+        vocab = dict(model.vocab_dict)
+        words = sorted(vocab)
+        probe = words[::7] + ["no-such-term", "", "抖音", words[-1]]
+        assert model.term_ids(probe) == {t: vocab[t] for t in probe if t in vocab}
+        plain = SegmentedBM25(model.segs, vocab)  # the segments' own vocabulary
+        for prefix in ("distill", "rec", "semantic", "zzz", "搜"):
+            assert model.prefixed(prefix, 6) == plain.prefixed(prefix, 6) == [w for w in words if w.startswith(prefix)][:6]
+        for q in ("RQ-VAE semantic IDs", "抖音 搜索 部署", "knowledge distillation relevance model"):
+            assert bm25_search(st, q, sample_settings, 10, None)
+    finally:
+        st.close()
+    other = tmp_path / "ix"
+    shutil.copytree(sample_settings.index_dir, other)
+    s = sample_settings.model_copy(update={"index_dir": str(other)})
+    db = sqlite3.connect(Store(s, readonly=True).db_path)
+    with db:
+        db.execute("UPDATE terms SET id = id + 1000000")  # as if another catalogue had been put next to them
+    db.close()
+    _load_bm25_cached.cache_clear()
+    st = Store(s, readonly=True)
+    try:
+        model = st.load_bm25()[0]
+        assert model._lookup is None and model.term_ids(probe) == {t: vocab[t] for t in probe if t in vocab}
+    finally:
+        st.close()
