@@ -298,19 +298,19 @@ class SegmentedBM25:
 
     def prefixed(self, prefix: str, limit: int) -> list[str]:
         """The first ``limit`` indexed terms (in sorted order) that start with ``prefix``."""
+        return self.between(prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1), limit) if prefix else []
+
+    def between(self, lo: str, hi: str, limit: int) -> list[str]:
+        """The first ``limit`` indexed terms t with lo <= t < hi, in sorted order."""
         if self._lookup is not None:
-            return self._lookup.prefixed(prefix, limit)
+            return self._lookup.between(lo, hi, limit)
         from bisect import bisect_left
 
         if not isinstance(self._vocab, _SortedVocab):
             self._vocab = _SortedVocab(self.vocab_dict)
         words = self._vocab.sorted
-        i = bisect_left(words, prefix)
-        out = []
-        while i < len(words) and words[i].startswith(prefix) and len(out) < limit:
-            out.append(words[i])
-            i += 1
-        return out
+        i = bisect_left(words, lo)
+        return [w for w in words[i:i + limit] if w < hi and w]
 
     def live_ids(self) -> list[str]:
         import numpy as np
@@ -721,11 +721,11 @@ _RELEASE_SUFFIXES = tuple(str(y) for y in range(1990, 2041)) + tuple(str(y) for 
 
 def _releases(tok: str, model) -> list[str]:
     """Index words that are ``tok`` joined to a year or release number ("icassp2026", "icassp26", "moon2",
-    "moon3.0"), not a longer name ("bert4rec"); looked up one by one, so the cost does not grow with the
-    vocabulary. Empty for a word ending in a digit."""
+    "moon3.0"), not a longer name ("bert4rec"); one range of the sorted vocabulary (the words that are
+    ``tok`` and a digit), so the cost does not grow with the vocabulary. Empty for a word ending in a digit."""
     if not tok or tok[-1].isdigit():
         return []
-    found = model.term_ids(tok + s for s in _RELEASE_SUFFIXES)
+    found = set(model.between(tok + "0", tok + ":", 10_000))  # the index words that are tok + a digit ...
     return [tok + s for s in _RELEASE_SUFFIXES if tok + s in found]
 
 

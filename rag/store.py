@@ -1371,13 +1371,10 @@ class _TermLookup:
                 out.update(self.db.execute(q, (*part, self.n_terms)))
         return out
 
-    def prefixed(self, prefix: str, limit: int) -> list[str]:
-        if not prefix:
-            return []
-        hi = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    def between(self, lo: str, hi: str, limit: int) -> list[str]:
         with self.lock:
             rows = self.db.execute("SELECT term FROM terms WHERE term >= ? AND term < ? AND id < ? AND term != '' "
-                                   "ORDER BY term LIMIT ?", (prefix, hi, self.n_terms, limit)).fetchall()
+                                   "ORDER BY term LIMIT ?", (lo, hi, self.n_terms, limit)).fetchall()
         return [r[0] for r in rows]
 
 
