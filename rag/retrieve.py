@@ -144,9 +144,12 @@ def chunk_tokens_texts(chunks: list, mode: str) -> list[str]:
 # dead. Scores are computed at query time for the query's terms from the live chunks' statistics (number
 # of chunks, mean length, document frequencies), which is what a rebuild from scratch would precompute:
 # an ingest appends one small segment for the papers it changed instead of rebuilding everything, and
-# the segments are merged into one (rebuild) when they hold more than _BM25_MERGE_SHARE of the chunks.
+# small segments are merged like a binary counter (_merge_from): each chunk is rewritten ~log2(index / day)
+# times, never the whole index because a day was added. Everything is rebuilt into one segment when dead
+# positions (replaced or removed chunks) exceed _BM25_MERGE_SHARE of the live ones.
 _BM25_MERGE_SHARE = 0.2
 _BM25_MAX_SEGMENTS = 24
+_BM25_MERGE_FACTOR = 2  # a segment is merged with the ones after it when it is < FACTOR x their size
 
 
 def rebuild_bm25(store) -> None:
@@ -155,20 +158,38 @@ def rebuild_bm25(store) -> None:
     store.save_bm25_segment(_segment(store, None), gen, replace=True)
 
 
+def _merge_from(docs: list[int], factor: float = 2) -> int:
+    """The first segment to merge with the ones after it (the last is the new one): walking back, a segment
+    joins while it is smaller than ``factor`` x the total after it. len(docs) - 1: nothing to merge."""
+    i, tail = len(docs) - 1, docs[-1]
+    while i > 0 and docs[i - 1] < factor * tail:
+        i -= 1
+        tail += docs[i]
+    return i
+
+
 def update_bm25(store, paper_ids: set[str], generation_before: int, stale: list[str] = ()) -> None:
     """After a commit that changed (or removed) the chunks of ``paper_ids`` (dropping the chunks ``stale``):
     append a segment with their chunks as they are now, marking every earlier copy of those and of the
-    stale ones dead; rebuild instead when the files were not those of ``generation_before`` (the catalogue
-    as it was before this commit), or are too fragmented."""
+    stale ones dead, merged with the small segments before it (:func:`_merge_from`); rebuild instead when
+    the files were not those of ``generation_before`` (the catalogue as it was before this commit), hold
+    too many dead positions or too many segments."""
     manifest = store.bm25_manifest()
     if manifest is None or manifest["generation"] != generation_before or not sum(manifest["docs"]):
         return rebuild_bm25(store)
     seg = _segment(store, paper_ids)
-    added = len(seg["ids"]) + sum(manifest["docs"][1:])
-    if len(manifest["segments"]) + 1 > _BM25_MAX_SEGMENTS or added > _BM25_MERGE_SHARE * max(1, store.chunk_count()):
+    docs = [*manifest["docs"], len(seg["ids"])]
+    live = max(1, store.chunk_count())
+    keep = _merge_from(docs, _BM25_MERGE_FACTOR)
+    if keep == 0 or sum(docs) - live > _BM25_MERGE_SHARE * live or keep + 1 > _BM25_MAX_SEGMENTS:
         return rebuild_bm25(store)
-    dead = store.bm25_positions(manifest, [*seg["ids"], *stale])
-    store.save_bm25_segment(seg, store.generation(), dead=dead)
+    tail = range(keep, len(manifest["segments"]))
+    if len(tail):  # the merged segments' papers as they are now (a paper's live chunks are all in its
+        merged = {c.rsplit(":", 2)[0] for c in store.bm25_segment_ids(manifest, tail)}  # latest segment)
+        seg = _segment(store, set(paper_ids) | merged)
+    dead = [d for d in store.bm25_dead(manifest, tail) if d[0] < keep]
+    dead += store.bm25_positions({**manifest, "segments": manifest["segments"][:keep]}, [*seg["ids"], *stale])
+    store.save_bm25_segment(seg, store.generation(), dead=sorted(set(dead)), keep=keep)
 
 
 def bm25_from_catalogue(store):

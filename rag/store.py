@@ -804,11 +804,13 @@ class Store:
     # ------------------------------------------------------------ BM25 files
 
     def save_bm25_segment(self, seg: dict, generation: int, replace: bool = False,
-                          dead: list[tuple[int, int]] = ()) -> None:
+                          dead: list[tuple[int, int]] = (), keep: int | None = None) -> None:
         """Write one BM25 segment (rag.retrieve._segment) and a manifest naming it. ``replace``: it is the
         whole index (a rebuild: a new dir swapped in, so a reader never sees half an index); else it is
-        appended, with ``dead`` the (segment, position) pairs it replaces, and the manifest swapped last
-        (a reader of the old manifest still finds every file it names)."""
+        appended after the first ``keep`` segments (default: all; the others are the ones it merges), with
+        ``dead`` the (segment, position) pairs of those it replaces, and the manifest swapped last (a reader
+        of the old manifest still finds every file it names: segments merged away are deleted by the next
+        save)."""
         import numpy as np
 
         manifest = None if replace else self.bm25_manifest()
@@ -817,7 +819,10 @@ class Store:
             names, docs, prev_terms = [], [], 0
         else:
             tmp = self.bm25_dir
-            names, docs, prev_terms = manifest["segments"], manifest["docs"], manifest["n_terms"]
+            keep = len(manifest["segments"]) if keep is None else keep
+            names, docs = manifest["segments"][:keep], manifest["docs"][:keep]
+            prev_terms = self._terms_before(manifest, keep)
+            self._drop_unlisted_segments(manifest)
         name = f"s{len(names):05d}-{generation}"
         part = Path(tempfile.mkdtemp(prefix=".seg-", dir=tmp))
         for key in ("indptr", "docs", "tf", "lens"):
@@ -828,9 +833,10 @@ class Store:
         np.save(part / "terms.npy", np.array([inverse.get(i, "").encode("utf-8")
                                               for i in range(prev_terms, seg["n_terms"])], dtype=bytes))
         os.replace(part, tmp / name)
+        n_terms = max(manifest["n_terms"] if manifest else 0, seg["n_terms"])
         _atomic_write(tmp / "manifest.json", json.dumps(
             {"format": 2, "generation": generation, "segments": [*names, name], "docs": [*docs, len(seg["ids"])],
-             "n_terms": max(prev_terms, seg["n_terms"])}).encode())
+             "n_terms": n_terms}).encode())
         if tmp != self.bm25_dir:
             old = Path(tempfile.mkdtemp(prefix=".bm25-old-", dir=self.root))
             try:
@@ -844,6 +850,40 @@ class Store:
             shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(self.bm25_dir.with_name(self.bm25_dir.name + ".old"), ignore_errors=True)  # older layout
         _load_bm25_cached.cache_clear()
+
+    def _terms_before(self, manifest: dict, keep: int) -> int:
+        """How many term ids the first ``keep`` segments know (a segment lists the terms it added)."""
+        import numpy as np
+
+        if keep >= len(manifest["segments"]):
+            return manifest["n_terms"]
+        d = self.bm25_dir / manifest["segments"][keep]
+        return len(np.load(d / "indptr.npy", mmap_mode="r")) - 1 - len(np.load(d / "terms.npy", mmap_mode="r"))
+
+    def _drop_unlisted_segments(self, manifest: dict) -> None:
+        """Delete segment dirs the current manifest no longer names (merged away by an earlier save)."""
+        listed = set(manifest["segments"])
+        for d in self.bm25_dir.iterdir():
+            if d.is_dir() and d.name.startswith("s") and d.name not in listed:
+                shutil.rmtree(d, ignore_errors=True)
+
+    def bm25_segment_ids(self, manifest: dict, segments: Iterable[int]) -> list[str]:
+        """The chunk ids held by these segments (dead ones included)."""
+        import numpy as np
+
+        out: list[str] = []
+        for k in segments:
+            ids = np.load(self.bm25_dir / manifest["segments"][k] / "ids.npy", mmap_mode="r")
+            out += [c.decode("utf-8") for c in ids.tolist()]
+        return out
+
+    def bm25_dead(self, manifest: dict, segments: Iterable[int]) -> list[tuple[int, int]]:
+        """The (segment, position) pairs these segments mark dead."""
+        out: list[tuple[int, int]] = []
+        for k in segments:
+            meta = json.loads((self.bm25_dir / manifest["segments"][k] / "meta.json").read_text())
+            out += [(int(a), int(b)) for a, b in meta["dead"]]
+        return out
 
     def bm25_manifest(self) -> dict | None:
         """The BM25 files' manifest (generation, segment names and sizes), None if missing or unreadable."""

@@ -109,6 +109,7 @@ def test_ingest_one_file_at_a_time_equals_all_at_once(tmp_path, monkeypatch):
     monkeypatch.setattr(delta, "_FULL_SHARE", float("inf"))  # never merge everything,
     monkeypatch.setattr(retrieve, "_BM25_MERGE_SHARE", float("inf"))  # never rebuild BM25: one segment a file
     monkeypatch.setattr(retrieve, "_BM25_MAX_SEGMENTS", 10_000)
+    monkeypatch.setattr(retrieve, "_BM25_MERGE_FACTOR", 0)  # never merge segments
     for f in files:
         assert api.ingest([f], daily).ok
     assert _snapshot(daily) == _snapshot(once)
@@ -119,6 +120,50 @@ def test_ingest_one_file_at_a_time_equals_all_at_once(tmp_path, monkeypatch):
         assert model.segments == len(files) and not model.alive.all()  # appended, some chunks replaced
     finally:
         store.close()
+
+
+def test_merge_from_is_a_binary_counter():
+    from rag.retrieve import _merge_from
+
+    assert _merge_from([1000, 10]) == 1  # append
+    assert _merge_from([1000, 10, 10]) == 1  # the two small ones merge
+    assert _merge_from([1000, 20, 10]) == 2
+    assert _merge_from([1000, 20, 10, 10]) == 1  # 10+10 -> 20, then 20+20 -> 40
+    assert _merge_from([100, 60]) == 0  # a day the size of the index: rebuild
+    docs, rewritten = [5000], 0
+    for _ in range(300):  # 300 days of 10 chunks: few segments, each chunk rewritten ~log2(days) times
+        docs.append(10)
+        keep = _merge_from(docs)
+        rewritten += sum(docs[keep:])
+        docs = docs[:keep] + [sum(docs[keep:])]
+        assert len(docs) <= 11
+    assert rewritten <= 300 * 10 * 10
+
+
+def test_merged_segments_rank_like_one_ingest(tmp_path, monkeypatch):
+    """Days added one at a time with segment merging: the same answers as one ingest of everything, few
+    segments, and the dirs of merged-away segments are deleted."""
+    files = _digests(n_table=5, n_daily=1)
+    once = Settings(index_dir=str(tmp_path / "once"), answerer="extractive")
+    daily = Settings(index_dir=str(tmp_path / "daily"), answerer="extractive")
+    assert api.ingest(files, once).ok
+    monkeypatch.setattr(delta, "_FULL_SHARE", float("inf"))
+    monkeypatch.setattr(retrieve, "_BM25_MERGE_SHARE", float("inf"))
+    monkeypatch.setattr(retrieve, "_BM25_MERGE_FACTOR", 4.0)  # merge often: a small test corpus
+    merged, n_prev = 0, None
+    for f in files:
+        assert api.ingest([f], daily).ok
+        store = open_store(daily)
+        m = store.bm25_manifest()
+        merged += n_prev is not None and len(m["segments"]) <= n_prev  # this day's segment merged others
+        n_prev = len(m["segments"])
+        on_disk = {d.name for d in store.bm25_dir.iterdir() if d.is_dir() and d.name.startswith("s")}
+        assert set(m["segments"]) <= on_disk and len(on_disk) <= 2 * len(m["segments"]) + 2
+        store.close()
+    assert merged, "no merge happened: the test tests nothing"
+    assert n_prev < len(files)
+    assert _snapshot(daily) == _snapshot(once)
+    assert _answers(daily) == _answers(once)
 
 
 def test_index_from_before_the_link_index_answers_and_is_upgraded(tmp_path):
