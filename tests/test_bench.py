@@ -95,3 +95,15 @@ def test_hashed_words_stand_in_has_neighbourhoods():
     assert np.allclose(e.embed_query("semantic IDs for generative retrieval"), a)
     zh = e.embed(["哪篇论文在抖音搜索部署了", "抖音搜索"])
     assert float(zh[0] @ zh[1]) > 0.3
+
+
+def test_dayfile_adds_one_digest_and_reports_the_rest_of_the_ingest(tmp_path, seeds_dir):
+    """`python -m bench.dayfile INDEX FILE`: a digest file added with the stand-in embedder; a second run adds
+    nothing (the file is unchanged)."""
+    seed = sorted(Path(seeds_dir).glob("*.txt"))[0]
+    cmd = [sys.executable, "-m", "bench.dayfile", str(tmp_path / "ix"), str(seed)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first, again = (json.loads(subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+                                              check=True).stdout.splitlines()[-1]) for _ in range(2))
+    assert first["ok"] and first["papers_new"] > 0 and first["chunks"] > 0 and first["overhead_s"] > 0
+    assert again["papers_new"] == 0 and again["chunks"] == 0
