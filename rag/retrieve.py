@@ -358,6 +358,12 @@ class SegmentedBM25:
     def df(self, col: int) -> int:
         return len(self.column(col)[0])
 
+    def df_at_least(self, col: int) -> int:
+        """A lower bound of df(col) read from the segments' offsets alone (no postings decoded): the stored
+        postings minus every dead position there is."""
+        raw = sum(int(s["indptr"][col + 1] - s["indptr"][col]) for s in self.segs if col + 1 < len(s["indptr"]))
+        return raw - (len(self.alive) - self.num_docs)
+
     def weights(self, col: int):
         """(positions, BM25 weight of the term in each): idf * tf / (norm + tf), float32 as build_bm25."""
         import numpy as np
@@ -727,6 +733,8 @@ def rare_token_papers(store, question: str, settings: Settings, passages: int = 
     for word in _typed_names(question):
         for tok in tokenize(word, settings.bm25_tokenizer)[:1]:
             cols = list(model.term_ids((tok, *_releases(tok, model))).values())
+            if any(model.df_at_least(c) > passages for c in cols):  # common: its postings are never decoded
+                continue
             docs = sorted({d for c in cols for d in model.sorted_docs(model.column(c)[0])}) if cols else []
             if not docs or len(docs) > passages:  # common: not a name (and its ids are never decoded)
                 continue
