@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from pathlib import Path
+
 from rag import api
 from rag.retrieve import hybrid_retriever, rrf, tokenize
 from rag.types import Filters
@@ -378,3 +380,29 @@ def test_term_lookup_in_the_catalogue_equals_the_segments_vocabulary(sample_sett
         assert model._lookup is None and model.term_ids(probe) == {t: vocab[t] for t in probe if t in vocab}
     finally:
         st.close()
+
+
+def test_df_lower_bound_from_offsets_never_exceeds_the_live_count(tmp_path, seeds_dir, monkeypatch):
+    """SegmentedBM25.df_at_least (used to skip common words without decoding them) is <= df, and equal when
+    no position is dead; with dead positions (a file re-ingested as a new segment) it stays a lower bound."""
+    from rag import delta, retrieve
+    from rag.config import Settings
+    from rag.store import open_store
+
+    monkeypatch.setattr(delta, "_FULL_SHARE", float("inf"))  # an incremental update: earlier copies go dead
+    monkeypatch.setattr(retrieve, "_BM25_MERGE_FACTOR", 0)
+    monkeypatch.setattr(retrieve, "_BM25_MERGE_SHARE", float("inf"))
+    s = Settings(index_dir=str(tmp_path / "ix"), answerer="extractive")
+    files = sorted(Path(seeds_dir).glob("*.txt"))
+    assert api.ingest(files, s).ok
+    st = open_store(s)
+    model = retrieve._bm25(st)[0]
+    cols = range(0, len(model.segs[0]["indptr"]) - 1, 37)
+    assert model.alive.all() and all(model.df_at_least(c) == model.df(c) for c in cols)
+    st.close()
+    api.remove([files[-1]], settings=s)  # its papers' chunks go dead in the BM25 files
+    st = open_store(s)
+    model = retrieve._bm25(st)[0]
+    assert not model.alive.all()  # some positions are dead: the bound is tested where it differs
+    assert all(model.df_at_least(c) <= model.df(c) for c in cols)
+    st.close()
